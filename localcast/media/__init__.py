@@ -1,0 +1,1 @@
+"""Media pipeline: source video -> ABR ladder -> content-addressed CMAF + HLS + DASH."""
