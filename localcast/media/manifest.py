@@ -140,6 +140,8 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     value = obj[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if kind is list and isinstance(value, tuple):  # to_json() output used without JSON
+        value = list(value)
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise ManifestError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}")
     return value
