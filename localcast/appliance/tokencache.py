@@ -1,0 +1,50 @@
+"""Memoised token verdicts: one HMAC per (token, path, client) every few seconds, not per request.
+
+A player reuses one token for every segment of a session, so the same
+verdict is asked for again and again. Verdicts are computed by
+``core.tokens.verify`` and kept for ``ttl_s`` seconds, never past the
+token's own expiry, so a cached "ok" cannot outlive the token. The cache is
+bounded (cleared when full). Callers pass ``now``: no clock here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from localcast.core import tokens
+from localcast.core.tokens import Keyring, TokenCheck
+
+_Key = tuple[str, tuple[str, ...], str | None]
+
+
+class TokenVerifier:
+    """A ``plan.VerifyFn`` over ``keyring`` with a small time-bounded memo."""
+
+    def __init__(self, keyring: Keyring, ttl_s: float = 5.0, max_entries: int = 16384) -> None:
+        self.keyring = keyring
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._memo: dict[_Key, tuple[float, TokenCheck]] = {}
+
+    def __call__(
+        self, token: str, path: Sequence[str], now: float, client_ip: str | None
+    ) -> TokenCheck:
+        key = (token, tuple(path), client_ip)
+        hit = self._memo.get(key)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        check = tokens.verify(self.keyring, token, path, now, client_ip)
+        if self.ttl_s > 0:
+            valid_until = now + self.ttl_s
+            if check.ok:
+                # verify() accepts while now <= expiry: never reuse an "ok" past it.
+                valid_until = min(valid_until, _expiry(token))
+            if len(self._memo) >= self.max_entries:
+                self._memo.clear()
+            self._memo[key] = (valid_until, check)
+        return check
+
+
+def _expiry(token: str) -> float:
+    fields = token.split(tokens.SEPARATOR)
+    return float(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 0.0
