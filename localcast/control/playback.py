@@ -1,0 +1,174 @@
+"""Playback routes: start a session, serve its manifests and its live steering.
+
+* ``POST /v1/playback``                        start a session (steering + resume)
+* ``GET  /v1/sessions/{sid}``                  the session and its live ranking (explain)
+* ``GET  /v1/sessions/{sid}/master.m3u8``      HLS multivariant with content steering
+* ``GET  /v1/sessions/{sid}/manifest.mpd``     DASH MPD with content steering
+* ``GET  /v1/sessions/{sid}/steering``         steering manifest (``?format=dash`` for DASH)
+* ``GET  /v1/steering/explain``                a full steering decision, with reasons
+
+Thin: decisions are in :mod:`localcast.control.sessions` and the core.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from localcast.control import sessions
+from localcast.control.deps import Client, Plane, public_base
+from localcast.control.errors import Invalid, NotFound
+from localcast.control.schemas import PathwayOut, PlaybackRequest, PlaybackResponse
+from localcast.core.routes import parse_address
+from localcast.core.steering import rerank, steer
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+HLS_TYPE = "application/vnd.apple.mpegurl"
+DASH_TYPE = "application/dash+xml"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _urls(base: str, sid: str) -> dict[str, str]:
+    root = f"{base}/v1/sessions/{quote(sid, safe='')}"
+    return {
+        "multivariant": f"{root}/master.m3u8",
+        "mpd": f"{root}/manifest.mpd",
+        "steering": f"{root}/steering",
+        "steering_dash": f"{root}/steering?format=dash",
+    }
+
+
+@router.post("/v1/playback", response_model=PlaybackResponse)
+def start_playback(
+    body: PlaybackRequest, request: Request, plane: Plane, client: Client
+) -> PlaybackResponse:
+    ask = sessions.PlaybackAsk(
+        title_id=body.title_id,
+        profile_id=body.profile_id,
+        codecs=tuple(body.device.codecs) if body.device.codecs else None,
+        max_height=body.device.max_height,
+        platform=body.platform,
+    )
+    try:
+        parse_address(client.ip)
+    except ValueError as exc:
+        raise Invalid(f"client address {client.ip!r} is not an IP address") from exc
+    started = sessions.start_session(plane, ask, client)
+    session = started.session
+    urls = _urls(public_base(request, plane), started.session_id)
+    bases = {
+        p.id: p.base_uri for p in sessions.session_pathways(plane.snapshot, plane.keyring, session)
+    }
+    mpd_url = urls["mpd"]
+    if session.resume_offset_s > 0:
+        mpd_url += f"#t={session.resume_offset_s:g}"
+    log.info(
+        "playback %s for %s (%s): %s; resume %.1f s",
+        body.title_id,
+        client.ip,
+        client.reason,
+        ", ".join(p.pathway_id for p in started.decision.pathways),
+        started.resume.offset_s,
+    )
+    return PlaybackResponse(
+        session_id=started.session_id,
+        multivariant_url=urls["multivariant"],
+        mpd_url=mpd_url,
+        steering_url=urls["steering"],
+        pathways=[
+            PathwayOut(
+                id=p.pathway_id,
+                appliance_id=p.appliance_id,
+                site_id=p.site_id,
+                kind=p.kind.value,
+                base_url=bases.get(p.pathway_id, ""),
+                appliance_url=p.base_url,
+                rank=p.rank,
+                rule=p.rule.value,
+                reason=p.reason,
+            )
+            for p in started.decision.pathways
+        ],
+        resume_offset_s=started.resume.offset_s,
+        resume_reason=started.resume.reason,
+        expires_at=session.expires_at,
+        client_ip=client.ip,
+        client_ip_reason=client.reason,
+        snapshot_version=started.decision.snapshot_version,
+    )
+
+
+@router.get("/v1/sessions/{sid}")
+async def session_info(sid: str, plane: Plane) -> dict[str, Any]:
+    session = sessions.open_session(plane, sid)
+    snap = plane.snapshot
+    priority = rerank(snap, session.client_ip, session.title_id, session.pathways, plane.clock())
+    return {
+        "session": asdict(session),
+        "priority": list(priority.order),
+        "demoted": [asdict(d) for d in priority.demoted],
+        "snapshot_version": priority.snapshot_version,
+    }
+
+
+@router.get("/v1/sessions/{sid}/master.m3u8")
+async def session_multivariant(sid: str, request: Request, plane: Plane) -> Response:
+    session = sessions.open_session(plane, sid)
+    steering = _urls(public_base(request, plane), sid)["steering"]
+    body = sessions.multivariant(plane, session, steering)
+    return Response(body, media_type=HLS_TYPE, headers=NO_STORE)
+
+
+@router.get("/v1/sessions/{sid}/manifest.mpd")
+async def session_mpd(sid: str, request: Request, plane: Plane) -> Response:
+    session = sessions.open_session(plane, sid)
+    steering = _urls(public_base(request, plane), sid)["steering_dash"]
+    body = sessions.mpd(plane, session, steering)
+    return Response(body, media_type=DASH_TYPE, headers=NO_STORE)
+
+
+@router.get("/v1/sessions/{sid}/steering")
+async def session_steering(
+    sid: str,
+    request: Request,
+    plane: Plane,
+    format: Literal["hls", "dash"] = "hls",
+    hls_pathway: Annotated[str | None, Query(alias="_HLS_pathway")] = None,
+    dash_pathway: Annotated[str | None, Query(alias="_DASH_pathway")] = None,
+) -> JSONResponse:
+    """The steering manifest; players add ``_HLS_pathway``/``_DASH_pathway`` (logged only)."""
+    session = sessions.open_session(plane, sid)
+    urls = _urls(public_base(request, plane), sid)
+    reload_uri = urls["steering_dash"] if format == "dash" else urls["steering"]
+    body = sessions.steering_manifest(plane, session, format, reload_uri)
+    current = hls_pathway or dash_pathway
+    if current is not None:
+        log.debug("steering %s: player on %s", session.title_id, current)
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.get("/v1/steering/explain")
+async def explain(
+    plane: Plane,
+    client: Client,
+    title_id: str,
+    client_ip: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=64)] = 4,
+) -> dict[str, Any]:
+    """The full steering decision for ``client_ip`` (default: the caller) and ``title_id``."""
+    snap = plane.snapshot
+    if title_id not in snap.catalog:
+        raise NotFound(f"unknown title {title_id!r}")
+    ip = client_ip or client.ip
+    try:
+        decision = steer(snap, ip, title_id, plane.clock(), limit, plane.settings.per_site)
+    except ValueError as exc:
+        raise Invalid(f"{ip!r} is not an IP address", field="client_ip") from exc
+    return asdict(decision)

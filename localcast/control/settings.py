@@ -1,0 +1,79 @@
+"""The control plane's settings: the ``[control]`` section of config.toml, validated.
+
+Example::
+
+    [control]
+    listen = "127.0.0.1"
+    port = 8000
+    database_url = "postgresql+psycopg://lc@db/localcast"   # default: SQLite at paths.database
+    public_url = "http://cdn.example:8000"   # how players reach us (default: the request's)
+    trusted_proxies = ["127.0.0.1"]          # peers whose X-Forwarded-For is believed
+    heartbeat_interval_s = 5                 # appliances are told to beat this often
+    session_ttl_s = 21600                    # sessions and the URL tokens they carry
+    steering_ttl_s = 10                      # players reload the steering manifest this often
+    max_pathways = 4
+    per_site = 2
+    admin_token = "..."                      # if set, topology/title writes need it as bearer
+
+Command-line options override the file. Errors name the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from localcast.config import CONFIG_NAME, Config, ConfigError
+from localcast.control.validation import describe
+from localcast.core.clientip import parse_trusted
+
+DEFAULT_LISTEN = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+class ControlSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = DEFAULT_LISTEN
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    database_url: str | None = None
+    public_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    session_ttl_s: int = Field(default=6 * 3600, gt=0)
+    steering_ttl_s: int = Field(default=10, ge=1, le=86400)
+    max_pathways: int = Field(default=4, ge=1, le=16)
+    per_site: int = Field(default=2, ge=1, le=16)
+    refresh_interval_s: float = Field(default=1.0, gt=0, le=60)
+    admin_token: str | None = Field(default=None, min_length=16)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_trusted(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+def load_settings(config: Config, **overrides: Any) -> ControlSettings:
+    """``[control]`` of ``config`` with the non-None ``overrides`` applied."""
+    raw = dict(config.section("control"))
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ControlSettings.model_validate(raw)
+    except ValidationError as exc:
+        where = f"{config.paths.home / CONFIG_NAME} [control]."
+        raise ConfigError(describe(exc, where)) from exc
+
+
+def database_url(settings: ControlSettings, database_path: Path) -> str:
+    """The configured URL, else SQLite at ``paths.database``."""
+    return settings.database_url or f"sqlite:///{database_path}"

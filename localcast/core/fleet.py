@@ -1,0 +1,159 @@
+"""The steering snapshot: an immutable, versioned picture of fleet, catalog and routes.
+
+Everything the steering decision reads lives in one :class:`FleetSnapshot`:
+sites, appliances (with their health and the titles they hold complete), the
+catalog of title manifests and the client-route table. The control plane
+builds one from its database, then derives the next one from the previous
+one on every change (topology apply, title import, register, heartbeat) and
+swaps the reference atomically; a playback request reads whichever snapshot
+is current, never the database.
+
+Rules of this module: frozen data and pure transitions only. No clock (times
+are passed in), no I/O, no knowledge of HTTP or SQL. Mappings held by a
+snapshot are read-only views (``MappingProxyType``); a transition builds new
+ones and shares everything it did not change.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from types import MappingProxyType
+from typing import TypeVar
+
+from localcast.core.routes import RouteTable
+from localcast.media.manifest import TitleManifest
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SiteKind(enum.StrEnum):
+    """How a site connects to the client's network (the steering preference order)."""
+
+    EMBEDDED = "embedded"  # inside the ISP's network
+    PNI = "pni"  # private network interconnect with the ISP
+    IX = "ix"  # public peering at an internet exchange
+    ORIGIN = "origin"  # the origin store, reached over transit
+
+
+#: Lower is preferred: embedded > pni > ix > origin.
+KIND_PREFERENCE: Mapping[SiteKind, int] = MappingProxyType(
+    {SiteKind.EMBEDDED: 0, SiteKind.PNI: 1, SiteKind.IX: 2, SiteKind.ORIGIN: 3}
+)
+
+
+class ApplianceState(enum.StrEnum):
+    """Registration state; liveness is separate and computed from heartbeats."""
+
+    PROVISIONED = "provisioned"  # declared in the topology, never registered
+    REGISTERED = "registered"  # has registered with its credential
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    kind: SiteKind
+    partner: str | None
+    lat: float
+    lon: float
+    tz: str
+    prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Load:
+    """What an appliance last reported about its work and its disk."""
+
+    active_connections: int = 0
+    egress_bps: float = 0.0
+    disk_used_bytes: int = 0
+    disk_free_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Health:
+    """Heartbeat bookkeeping; :mod:`localcast.core.health` turns it into liveness.
+
+    A *run* is an unbroken sequence of heartbeats (no gap longer than the
+    liveness window); ``beats_in_run`` counts them, for hysteresis.
+    """
+
+    interval_s: float
+    last_heartbeat_at: float | None = None
+    run_started_at: float | None = None
+    beats_in_run: int = 0
+
+
+@dataclass(frozen=True)
+class Appliance:
+    id: str
+    site_id: str
+    base_url: str
+    disk_bytes: int
+    gbps: float
+    state: ApplianceState
+    health: Health
+    drained: bool = False  # maintenance, set in the topology: steer nobody to it
+    titles: frozenset[str] = frozenset()  # titles held complete
+    file_count: int = 0
+    load: Load = field(default_factory=Load)
+
+
+@dataclass(frozen=True)
+class CatalogTitle:
+    """A title the control plane can steer to, with the files an appliance must hold."""
+
+    manifest: TitleManifest
+    required_files: frozenset[str]
+
+    @property
+    def title_id(self) -> str:
+        return self.manifest.title_id
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    version: int
+    sites: Mapping[str, Site]
+    appliances: Mapping[str, Appliance]
+    catalog: Mapping[str, CatalogTitle]
+    routes: RouteTable
+
+    def site_of(self, appliance: Appliance) -> Site:
+        return self.sites[appliance.site_id]
+
+    @cached_property
+    def _by_site(self) -> Mapping[str, tuple[Appliance, ...]]:
+        """Appliances per site, indexed once per snapshot on first use."""
+        index: dict[str, list[Appliance]] = {}
+        for a in self.appliances.values():
+            index.setdefault(a.site_id, []).append(a)
+        return MappingProxyType({sid: tuple(apps) for sid, apps in index.items()})
+
+    def appliances_at(self, site_id: str) -> tuple[Appliance, ...]:
+        return self._by_site.get(site_id, ())
+
+
+def frozen_map(items: Iterable[tuple[K, V]] | Mapping[K, V]) -> Mapping[K, V]:
+    """A read-only copy of ``items``."""
+    return MappingProxyType(dict(items))
+
+
+def empty_snapshot() -> FleetSnapshot:
+    return FleetSnapshot(
+        version=0,
+        sites=frozen_map({}),
+        appliances=frozen_map({}),
+        catalog=frozen_map({}),
+        routes=RouteTable.build(()),
+    )
+
+
+def with_appliance(snapshot: FleetSnapshot, appliance: Appliance) -> FleetSnapshot:
+    """The next snapshot, with one appliance replaced (everything else shared)."""
+    appliances = dict(snapshot.appliances)
+    appliances[appliance.id] = appliance
+    return replace(snapshot, version=snapshot.version + 1, appliances=frozen_map(appliances))
