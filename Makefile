@@ -4,15 +4,15 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the project runs for real: ffmpeg (media pipeline),
-# nginx + wrk (benchmark reference and load generator).
-APT_PACKAGES := ffmpeg nginx-light wrk
+# nginx + wrk (benchmark reference and load generator), chromium (browser tests).
+APT_PACKAGES := ffmpeg nginx-light wrk chromium
 STAMP := $(VENV)/.deps-stamp
 
 .PHONY: deps demo test bench lint fmt clean
 
 deps: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile package-lock.json
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]'
+	command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm)
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 demo: deps

@@ -1,0 +1,1 @@
+"""`localcast demo`: the whole system end to end on one machine (see :mod:`.scenario`)."""

@@ -1,0 +1,302 @@
+"""A whole Localcast on loopback, as real processes: control plane, appliances, reporters.
+
+One implementation for the demo, the browser test and the live tests::
+
+    with LocalStack(root, spec) as stack:          # everything up, or nothing left behind
+        ingest(source, "t1", "Title", DirectoryOriginStore(stack.origin), params)
+        stack.publish("t1")                        # import, place, wait until steerable
+        ...play against stack.control_url...
+    # every process group stopped (also on an exception or Ctrl-C)
+
+Layout under ``root``: ``control/`` (the control plane's home: database,
+keyring, origin store, credentials), ``appliances/<id>/`` (each appliance's
+home: a copy of the keyring, its credential, its ``store/``) and ``logs/``
+(one file per process). The control plane listens on a free port; each
+appliance on its own free port (asked for with port 0 and read back from its
+start-up line), answering CORS for the control plane's origin so the watch
+page can play from it. Appliances appear in the topology applied through the
+control plane's API once their URLs are known; then their reporters start.
+
+Each appliance (``appliance serve`` with its workers, and its reporter) is one
+process group: :meth:`LocalStack.kill` is a power cut (SIGKILL to the group),
+:meth:`LocalStack.stop_appliance` a clean stop.
+
+Placement is a plain copy of the title directory into each store (published
+by rename, so a reporter never sees half a title); fills come later.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from localcast.control.credentials import CredentialStore
+from localcast.devstack.procs import (
+    Proc,
+    kill_group,
+    localcast_argv,
+    spawn,
+    stop_groups,
+    wait_for_line,
+    wait_until,
+)
+from localcast.devstack.spec import NodeSpec, StackSpec, control_config_toml, topology_document
+from localcast.keyfile import create_keyring
+
+LOOPBACK = "127.0.0.1"
+CONTROL_READY_RE = re.compile(r"Uvicorn running on (http://\S+)")
+APPLIANCE_READY_RE = re.compile(r"appliance listening on (http://\S+)")
+CONTROL_DEFAULTS: dict[str, Any] = {
+    "refresh_interval_s": 0.2,  # writes made by other processes show up fast
+    "heartbeat_interval_s": 1.0,  # a dead appliance is noticed within a few seconds
+    "steering_ttl_s": 2,  # players re-read the steering manifest this often
+}
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not come up or did not do what it was asked."""
+
+
+@dataclass
+class ApplianceNode:
+    """One running appliance: its spec, home, store, URL and processes (serve, reporter)."""
+
+    spec: NodeSpec
+    home: Path
+    store: Path
+    url: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, as players and access logs name it."""
+        return self.url.removeprefix("http://")
+
+    def running(self) -> bool:
+        return bool(self.procs) and self.procs[0].running()
+
+
+class LocalStack:
+    """Control plane + appliances (+ reporters) on loopback; a context manager. See module doc."""
+
+    def __init__(
+        self,
+        root: Path,
+        spec: StackSpec,
+        *,
+        workers: int = 1,
+        reporter_interval_s: float = 0.5,
+        log_level: str = "info",
+        start_timeout_s: float = 30.0,
+    ) -> None:
+        self.root = root
+        self.spec = spec
+        self.workers = workers
+        self.reporter_interval_s = reporter_interval_s
+        self.log_level = log_level
+        self.start_timeout_s = start_timeout_s
+        self.control_home = root / "control"
+        self.logs = root / "logs"
+        self.control_url = ""
+        self.control: Proc | None = None
+        self.appliances: dict[str, ApplianceNode] = {
+            n.id: ApplianceNode(
+                n,
+                root / "appliances" / n.id,
+                self.origin if n.serves_origin else root / "appliances" / n.id / "store",
+            )
+            for n in spec.appliances
+        }
+        self._http = httpx.Client(trust_env=False, timeout=10.0)
+
+    # --- where things are ------------------------------------------------------------------
+
+    @property
+    def origin(self) -> Path:
+        """The origin store (ingest publishes here; the control plane imports from here)."""
+        return self.control_home / "origin"
+
+    @property
+    def keys(self) -> Path:
+        return self.control_home / "keys.json"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Control plane, then appliances, then the topology (with their URLs), then reporters."""
+        self._start_control()
+        self._start_appliances()
+        credentials = self._apply_topology()
+        self._start_reporters(credentials)
+
+    def close(self) -> None:
+        """Stop every process this stack started (appliances first, then the control plane)."""
+        groups = [a.procs for a in self.appliances.values()]
+        stop_groups(groups, grace_s=10.0)
+        if self.control is not None:
+            stop_groups([[self.control]], grace_s=10.0)
+        self._http.close()
+
+    def _start_control(self) -> None:
+        home = self.control_home
+        (home / "credentials").mkdir(parents=True, exist_ok=True)
+        self.origin.mkdir(parents=True, exist_ok=True)
+        settings = {**CONTROL_DEFAULTS, **self.spec.control, "listen": LOOPBACK, "port": 0}
+        (home / "config.toml").write_text(control_config_toml(settings))
+        create_keyring(self.keys)
+        argv = localcast_argv(home, "control", "serve", log_level="info")
+        self.control = spawn("control", argv, self.logs / "control.log")
+        url = wait_for_line(self.control, CONTROL_READY_RE, self.start_timeout_s).group(1)
+        self.control_url = url.rstrip("/")
+        wait_until(
+            lambda: self._http.get(f"{self.control_url}/healthz").status_code == 200,
+            "the control plane's /healthz",
+            self.start_timeout_s,
+        )
+
+    def _start_appliances(self) -> None:
+        for node in self.appliances.values():
+            node.home.mkdir(parents=True, exist_ok=True)
+            node.store.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.keys, node.home / "keys.json")
+            (node.home / "keys.json").chmod(0o600)
+            serve = [
+                *("appliance", "serve", "--listen", LOOPBACK, "--port", "0"),
+                *("--workers", str(self.workers), "--store", str(node.store)),
+                *("--cors-origin", self.control_url, "--access-log", "off"),
+            ]
+            argv = localcast_argv(node.home, *serve, log_level=self.log_level)
+            node.procs.append(spawn(node.id, argv, self.logs / f"{node.id}.log"))
+        for node in self.appliances.values():
+            ready = wait_for_line(node.procs[0], APPLIANCE_READY_RE, self.start_timeout_s)
+            node.url = ready.group(1).rstrip("/")
+
+    def _apply_topology(self) -> dict[str, str]:
+        urls = {aid: node.url for aid, node in self.appliances.items()}
+        doc = topology_document(self.spec, urls)
+        resp = self._http.post(f"{self.control_url}/v1/topology", json=doc)
+        if resp.status_code != 200:
+            raise StackError(f"topology refused: HTTP {resp.status_code} {resp.text[:300]}")
+        credentials: dict[str, str] = resp.json()["credentials"]
+        return credentials
+
+    def _start_reporters(self, credentials: dict[str, str]) -> None:
+        issued = CredentialStore(self.control_home / "credentials")  # from an earlier apply
+        for node in self.appliances.values():
+            secret = credentials.get(node.id) or issued.read(node.id)
+            if secret is None:
+                raise StackError(f"the control plane issued no credential for {node.id}")
+            CredentialStore(node.home / "credentials").write(node.id, secret)
+            report = [
+                *("control", "reporter", "--appliance", node.id, "--store", str(node.store)),
+                *("--control-url", self.control_url, "--interval", f"{self.reporter_interval_s:g}"),
+            ]
+            argv = localcast_argv(node.home, *report, log_level=self.log_level)
+            log = self.logs / f"{node.id}-reporter.log"
+            node.procs.append(spawn(f"{node.id}-reporter", argv, log, group=node.procs[0].pgid))
+
+    # --- content ---------------------------------------------------------------------------
+
+    def import_title(self, title_id: str) -> None:
+        """Import ``origin/<title_id>/manifest.json`` into the catalog (``POST /v1/titles``)."""
+        manifest = json.loads((self.origin / title_id / "manifest.json").read_text())
+        resp = self._http.post(f"{self.control_url}/v1/titles", json=manifest)
+        if resp.status_code not in (200, 201):
+            raise StackError(f"title {title_id} refused: HTTP {resp.status_code} {resp.text[:300]}")
+
+    def place(self, title_id: str, appliance_ids: Iterable[str] | None = None) -> list[str]:
+        """Copy the title from the origin into each appliance's store; the ids it was copied to.
+
+        A plain copy, published by rename (fills come later). Appliances that
+        serve the origin store already hold everything.
+        """
+        source = self.origin / title_id
+        placed = []
+        for aid in self._ids(appliance_ids):
+            node = self.appliances[aid]
+            if node.spec.serves_origin:
+                continue
+            final = node.store / title_id
+            if not final.exists():
+                staging = node.store / f".{title_id}.placing"
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.copytree(source, staging)
+                staging.rename(final)
+            placed.append(aid)
+        return placed
+
+    def wait_serving(
+        self, title_id: str, appliance_ids: Iterable[str] | None = None, timeout_s: float = 30.0
+    ) -> None:
+        """Wait until the control plane sees each appliance alive and holding ``title_id``."""
+        wanted = set(self._ids(appliance_ids))
+
+        def ready() -> bool:
+            fleet = self._http.get(f"{self.control_url}/v1/appliances").json()
+            alive = {a["id"] for a in fleet if a.get("alive")}
+            title = self._http.get(f"{self.control_url}/v1/titles/{title_id}").json()
+            return wanted <= alive and wanted <= set(title.get("appliances_holding", ()))
+
+        wait_until(ready, f"{', '.join(sorted(wanted))} alive and holding {title_id}", timeout_s)
+
+    def publish(self, title_id: str, appliance_ids: Iterable[str] | None = None) -> list[str]:
+        """Import, place and wait until steering can use every appliance holding the title."""
+        ids = list(self._ids(appliance_ids))
+        self.import_title(title_id)
+        placed = self.place(title_id, ids)
+        self.wait_serving(title_id, ids)
+        return placed
+
+    def _ids(self, appliance_ids: Iterable[str] | None) -> Iterator[str]:
+        ids = list(self.appliances) if appliance_ids is None else list(appliance_ids)
+        for aid in ids:
+            if aid not in self.appliances:
+                raise KeyError(f"no appliance {aid!r} in this stack")
+            yield aid
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def kill(self, appliance_id: str) -> None:
+        """SIGKILL the appliance's whole process group (server, workers, reporter)."""
+        kill_group(self.appliances[appliance_id].procs)
+
+    def stop_appliance(self, appliance_id: str) -> None:
+        """Stop the appliance cleanly (SIGTERM to its group, SIGKILL after a grace period)."""
+        stop_groups([self.appliances[appliance_id].procs])
+
+    def views(self, profile_id: str, title_id: str) -> dict[str, Any] | None:
+        """The stored view (``GET /v1/views/...``), or None if there is none."""
+        resp = self._http.get(f"{self.control_url}/v1/views/{profile_id}/{title_id}")
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        data: dict[str, Any] = resp.json()
+        return data

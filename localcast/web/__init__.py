@@ -1,0 +1,1 @@
+"""Web pages served by the control plane (the watch page; the partner portal later)."""
