@@ -55,6 +55,15 @@ def test_never_above_throughput_at_low_buffer(ladder: Ladder, tput: float, buf: 
     assert d.delay_s == 0
 
 
+def test_estimate_hovering_at_a_budget_does_not_flip_the_rung() -> None:
+    ladder = Ladder.of([50_000, 89_999])
+    at_rung_1 = AbrState(last_index=1)
+    just_under = 89_999 / CFG.safety_factor * 0.999  # budget 0.1% short of rung 1
+    assert choose(ladder, at_rung_1, 5.0, just_under).index == 1
+    clearly_under = 89_999 / CFG.safety_factor * 0.9  # a 10% fall is real
+    assert choose(ladder, at_rung_1, 5.0, clearly_under).index == 0
+
+
 @given(ladders, rates, rates)
 def test_throughput_rule_is_monotone(ladder: Ladder, a: float, b: float) -> None:
     lo, hi = sorted((a, b))

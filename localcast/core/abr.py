@@ -13,7 +13,9 @@ Player", MMSys 2018): two rules, each used where it is strong.
 * **Throughput rule** while the buffer is low. With little media buffered only
   the network can say what is sustainable: pick the highest rendition whose
   bitrate fits under ``safety_factor`` x the throughput estimate. With no
-  estimate yet (the first segment) pick the lowest rung.
+  estimate yet (the first segment) pick the lowest rung. It moves down only
+  when the budget falls more than ``down_margin`` (5%) below the current rung,
+  so an estimate hovering at a rung's budget does not flip it.
 * **BOLA** once the buffer holds ``stable_buffer_s`` (Spiteri, Urgaonkar and
   Sitaraman, "BOLA: Near-Optimal Bitrate Adaptation for Online Videos",
   INFOCOM 2016). BOLA-BASIC treats the buffer level ``Q`` (seconds) as the
@@ -94,12 +96,15 @@ class Ladder:
 class AbrConfig:
     stable_buffer_s: float = 12.0  # dash.js stableBufferTime: BOLA takes over here
     safety_factor: float = 0.9  # share of the throughput estimate a rendition may use
+    down_margin: float = 0.05  # keep the current rung until the budget falls this much below it
 
     def __post_init__(self) -> None:
         if self.stable_buffer_s <= 0:
             raise AbrError("stable_buffer_s must be positive")
         if not 0 < self.safety_factor <= 1:
             raise AbrError("safety_factor must be in (0, 1]")
+        if not 0 <= self.down_margin < 1:
+            raise AbrError("down_margin must be in [0, 1)")
 
     @property
     def switch_on_s(self) -> float:
@@ -183,6 +188,27 @@ def throughput_index(ladder: Ladder, throughput_bps: float | None, safety_factor
     return index
 
 
+def _hold_against_noise(
+    ladder: Ladder,
+    tput: int,
+    last_index: int | None,
+    throughput_bps: float | None,
+    config: AbrConfig,
+) -> int:
+    """Switch-down hysteresis: an estimate hovering at a rung's budget must not flip it.
+
+    The current rung is kept while it stays within ``down_margin`` of the
+    budget; a real fall in throughput (more than the margin) still moves down.
+    """
+    if last_index is None or throughput_bps is None or tput >= last_index:
+        return tput
+    last = min(last_index, len(ladder) - 1)
+    budget = throughput_bps * config.safety_factor
+    if ladder.bitrates_bps[last] * (1 - config.down_margin) <= budget:
+        return last
+    return tput
+
+
 def _wants_bola(mode: Mode, buffer_s: float, config: AbrConfig) -> bool:
     if mode is Mode.BOLA:
         return buffer_s >= config.switch_off_s
@@ -203,6 +229,7 @@ def choose(
     """The next rendition for ``buffer_s`` seconds buffered and a throughput estimate."""
     cfg = config or AbrConfig()
     tput = throughput_index(ladder, throughput_bps, cfg.safety_factor)
+    tput = _hold_against_noise(ladder, tput, state.last_index, throughput_bps, cfg)
     params = bola_params(ladder, cfg.stable_buffer_s)
     if params is None or state.last_index is None or not _wants_bola(state.mode, buffer_s, cfg):
         if throughput_bps is None:
