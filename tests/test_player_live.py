@@ -11,10 +11,13 @@ the site, retries the segment there, and finishes. Nothing asserts on elapsed ti
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from conftest import require_tool
 from control_fixtures import TOPOLOGY
 
 from localcast.control.topology import PartnerSpec, SiteSpec
@@ -43,6 +46,58 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         ingest(source, TITLE, "Live", DirectoryOriginStore(s.origin), params)
         s.publish(TITLE)
         yield s
+
+
+def test_ffmpeg_reads_the_session_multivariant_to_the_end(stack: LocalStack) -> None:
+    """An independent client follows the steered, signed session playlist: every segment."""
+    transport = httpx.HTTPTransport(local_address="127.0.1.6")
+    with httpx.Client(transport=transport) as client:
+        r = client.post(
+            f"{stack.control_url}/v1/playback",
+            json={"title_id": TITLE, "profile_id": "ffmpeg", "device": {}},
+        )
+    assert r.status_code == 200, r.text
+    session = r.json()
+    assert session["client_ip"] == "127.0.1.6"
+    assert session["pathways"][0]["kind"] == "embedded"
+    result = subprocess.run(
+        [
+            require_tool("ffmpeg"),
+            "-v",
+            "error",
+            "-nostats",
+            "-progress",
+            "pipe:1",
+            "-i",
+            session["multivariant_url"],
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # ffmpeg 5.1 notes (at error level) each time it cannot reuse a keep-alive connection
+    # across the pathways' hosts; anything else on stderr is a real error.
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if line and "Cannot reuse HTTP connection for different host" not in line
+    ]
+    assert errors == []
+    decoded_us = [
+        int(v)
+        for k, v in (line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        if k == "out_time_us" and v.isdigit()
+    ]
+    assert max(decoded_us) / 1e6 >= 12.0 - 2.0  # into the last 2 s segment of a 12 s title
 
 
 def test_live_stop_resume_and_failover(stack: LocalStack) -> None:
