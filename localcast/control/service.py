@@ -151,7 +151,9 @@ class ControlPlane:
         """Rebuild the whole snapshot from the database and publish it."""
         with self.holder.lock, self.sessions.begin() as s:
             gen = repo.generation(s)
-            snap = self.holder.swap(lambda old: build_snapshot(s, old.version + 1))
+            snap = self.holder.swap(
+                lambda old: build_snapshot(s, old.version + 1, old.routes.learned)
+            )
             self._generation_seen = gen
         log.info(
             "snapshot v%d: %d site(s), %d appliance(s), %d title(s), %d route(s)",

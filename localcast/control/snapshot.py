@@ -5,7 +5,10 @@ rows into the core's frozen values (ORM objects stop here). It runs at
 start, after a topology apply or a title import (here or by another process:
 see ``ControlPlane.refresh``). Heartbeats do not rebuild: they derive the
 next snapshot from the current one with
-:func:`localcast.core.fleet.with_appliance`.
+:func:`localcast.core.fleet.with_appliance`. BGP-learned routes are not in
+the database: a rebuild carries them over from the previous snapshot
+(``learned``), and route deltas derive the next snapshot with
+:func:`localcast.core.fleet.with_route_delta`.
 
 :class:`SnapshotHolder` publishes the current snapshot. Readers take
 ``holder.current`` (one attribute read: atomic, never a torn snapshot) and
@@ -33,6 +36,7 @@ from localcast.core.fleet import (
     frozen_map,
 )
 from localcast.core.inventory import Inventory, complete_titles, required_files
+from localcast.core.routeindex import RouteIndex
 from localcast.core.routes import Route, RouteTable
 from localcast.media.manifest import TitleManifest
 
@@ -60,8 +64,8 @@ def appliance_from_row(
     )
 
 
-def build_snapshot(s: Session, version: int) -> FleetSnapshot:
-    """The whole snapshot, read from the database in one transaction."""
+def build_snapshot(s: Session, version: int, learned: RouteIndex | None = None) -> FleetSnapshot:
+    """The whole snapshot, read from the database in one transaction, with ``learned`` routes."""
     catalog = {m.title_id: catalog_entry(m) for m in repo.all_manifests(s)}
     sites: dict[str, Site] = {}
     routes: list[Route] = []
@@ -79,7 +83,7 @@ def build_snapshot(s: Session, version: int) -> FleetSnapshot:
         sites=frozen_map(sites),
         appliances=frozen_map(appliances),
         catalog=frozen_map(catalog),
-        routes=RouteTable.build(routes),
+        routes=RouteTable.build(routes, learned),
     )
 
 

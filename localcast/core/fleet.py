@@ -2,7 +2,9 @@
 
 Everything the steering decision reads lives in one :class:`FleetSnapshot`:
 sites, appliances (with their health and the titles they hold complete), the
-catalog of title manifests and the client-route table. The control plane
+catalog of title manifests and the client-route table (configured prefixes
+and every appliance's BGP-learned routes with their index, see
+:mod:`localcast.core.routes`). The control plane
 builds one from its database, then derives the next one from the previous
 one on every change (topology apply, title import, register, heartbeat) and
 swaps the reference atomically; a playback request reads whichever snapshot
@@ -23,7 +25,9 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import TypeVar
 
-from localcast.core.routes import RouteTable
+from localcast.core.rib import RouteDelta
+from localcast.core.routeindex import RouteIndex, with_delta
+from localcast.core.routes import RouteTable, bgp_sites
 from localcast.media.manifest import TitleManifest
 
 K = TypeVar("K")
@@ -136,6 +140,27 @@ class FleetSnapshot:
     def appliances_at(self, site_id: str) -> tuple[Appliance, ...]:
         return self._by_site.get(site_id, ())
 
+    @cached_property
+    def site_utilisation(self) -> Mapping[str, float]:
+        """Per site: egress over capacity of its registered, undrained appliances (0: none)."""
+        egress: dict[str, float] = {}
+        capacity: dict[str, float] = {}
+        for a in self.appliances.values():
+            if a.state is ApplianceState.REGISTERED and not a.drained:
+                egress[a.site_id] = egress.get(a.site_id, 0.0) + a.load.egress_bps
+                capacity[a.site_id] = capacity.get(a.site_id, 0.0) + a.gbps * 1e9
+        return MappingProxyType({s: egress[s] / c if c > 0 else 0.0 for s, c in capacity.items()})
+
+    @cached_property
+    def appliance_sites(self) -> Mapping[str, str]:
+        """Appliance id -> site id, indexed once per snapshot on first use."""
+        return MappingProxyType({a.id: a.site_id for a in self.appliances.values()})
+
+    @cached_property
+    def speaking_sites(self) -> frozenset[str]:
+        """Sites with a BGP-speaking appliance: only learned routes count for them."""
+        return bgp_sites(self.routes, self.appliance_sites)
+
 
 def frozen_map(items: Iterable[tuple[K, V]] | Mapping[K, V]) -> Mapping[K, V]:
     """A read-only copy of ``items``."""
@@ -157,3 +182,23 @@ def with_appliance(snapshot: FleetSnapshot, appliance: Appliance) -> FleetSnapsh
     appliances = dict(snapshot.appliances)
     appliances[appliance.id] = appliance
     return replace(snapshot, version=snapshot.version + 1, appliances=frozen_map(appliances))
+
+
+def with_learned_routes(snapshot: FleetSnapshot, learned: RouteIndex) -> FleetSnapshot:
+    """The next snapshot, with new learned routes (after a background index rebuild)."""
+    return replace(
+        snapshot, version=snapshot.version + 1, routes=snapshot.routes.with_learned(learned)
+    )
+
+
+def with_route_delta(
+    snapshot: FleetSnapshot, appliance_id: str, delta: RouteDelta
+) -> FleetSnapshot:
+    """The next snapshot, with ``delta`` applied to ``appliance_id``'s Adj-RIB-In.
+
+    Cheap (the index is not rebuilt; see :mod:`localcast.core.routeindex`):
+    call it for every delta the BGP layer relays, and rebuild the index off
+    the lock when ``snapshot.routes.learned.needs_rebuild``.
+    """
+    learned = with_delta(snapshot.routes.learned, appliance_id, delta)
+    return with_learned_routes(snapshot, learned)

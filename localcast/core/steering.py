@@ -1,17 +1,25 @@
-"""Steering v0: which appliances should serve this client this title, best first.
+"""Steering: which appliances should serve this client this title, best first.
 
 Inputs are data only: a :class:`~localcast.core.fleet.FleetSnapshot`, the
-client address, the title and ``now``. The rules, in the order they apply:
+client address, the title, ``now`` and optionally a :data:`~localcast.core.geo.Locate`
+function (a GeoIP database). The rules, in the order they apply:
 
 1. **Candidate sites** (:func:`candidate_sites`, the one place that reads
-   routes): a site whose prefixes cover the client is a candidate
-   (``prefix-match``); an IX site without prefixes is reachable over peering
-   from any network (``peering-default``); origin sites are candidates for
-   everyone (``origin``). Embedded and PNI sites serve only the clients
-   inside their prefixes.
-2. **Site order**: origin last; then the longest matching prefix; then the
-   connection kind, embedded > pni > ix; then the site id (determinism).
-3. **Appliance eligibility**: registered, not drained, alive
+   routes, through :func:`~localcast.core.routes.select_routes`): a site
+   one of whose appliances heard a BGP route covering the client is a
+   candidate (``bgp-route``), by the best of its appliances' routes; a site
+   with no BGP-speaking appliance is a candidate when one of its configured
+   prefixes covers the client (``prefix-match``); an IX site with neither
+   is reachable over peering from any network (``peering-default``); origin
+   sites are candidates for everyone (``origin``). Embedded and PNI sites
+   serve only the clients their routes cover.
+2. **Site order**: the decision process of :mod:`localcast.core.decision`
+   (origin last; longest prefix; connection kind, embedded > pni > ix; the
+   BGP attributes; distance from the client; load; site id). Every site
+   carries the step that placed it.
+3. **Appliance eligibility**: at a BGP site, only the appliances that heard
+   a route covering the client ("heard no route covering ..." otherwise:
+   the ISP's advertisements to the site differ); registered, not drained, alive
    (:func:`localcast.core.health.liveness`), holds the title complete
    ("content miss" otherwise), not saturated ("health miss" otherwise).
 4. **Order inside a site**: rendezvous hashing of the title id over the
@@ -25,47 +33,74 @@ client address, the title and ``now``. The rules, in the order they apply:
    only fail the liveness check are returned anyway, flagged as such.
 
 Every pathway carries the rule and reason that placed it, every appliance
-left out carries the reason why (for ``/v1/steering/explain``).
+left out carries the reason why, and the decision lists every candidate site
+with the decision step that ranked it (for ``/v1/steering/explain``).
 
 Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from localcast.core.decision import (
+    Candidate,
+    RankedSite,
+    Rule,
+    Step,
+    client_location,
+    order,
+    rank_sites,
+)
 from localcast.core.fleet import (
-    KIND_PREFERENCE,
     Appliance,
     ApplianceState,
     FleetSnapshot,
     Site,
     SiteKind,
 )
+from localcast.core.geo import Locate, Location
 from localcast.core.health import liveness, saturated
-from localcast.core.routes import parse_address, select_routes
+from localcast.core.routes import IPAddress, RouteMatch, parse_address, select_routes
 
 DEFAULT_LIMIT = 4
 DEFAULT_PER_SITE = 2
 
 
-class Rule(enum.StrEnum):
-    PREFIX_MATCH = "prefix-match"
-    PEERING_DEFAULT = "peering-default"
-    ORIGIN = "origin"
-    ORIGIN_LAST_RESORT = "origin-last-resort"
-
-
 @dataclass(frozen=True)
 class SiteCandidate:
+    """A candidate site in steering order, with the route and the step that placed it.
+
+    ``routed`` is, for a BGP site, the appliances that heard a route covering
+    the client (the others may not serve it); None means every appliance.
+    """
+
     site: Site
     rule: Rule
     prefix: str | None
     prefix_len: int
+    reason: str
+    decided_by: Step = Step.ONLY
+    routed: frozenset[str] | None = None
+    ranked: RankedSite | None = None
+
+
+@dataclass(frozen=True)
+class SiteExplain:
+    """One line of the site ranking, for ``/v1/steering/explain``."""
+
+    rank: int
+    site_id: str
+    kind: SiteKind
+    rule: Rule
+    prefix: str | None
+    appliance_id: str | None  # whose BGP route ranked the site
+    decided_by: Step
+    versus: str | None
+    distance_km: float | None
     reason: str
 
 
@@ -78,6 +113,7 @@ class RankedPathway:
     base_url: str
     rule: Rule
     reason: str
+    decided_by: Step = Step.ONLY  # the decision step that ranked its site
 
     @property
     def pathway_id(self) -> str:
@@ -100,6 +136,8 @@ class SteeringDecision:
     pathways: tuple[RankedPathway, ...]
     excluded: tuple[Exclusion, ...]
     reason: str
+    sites: tuple[SiteExplain, ...] = ()
+    client_location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -115,45 +153,80 @@ class _Entry:
 # --- rule 1 and 2: candidate sites ---------------------------------------------------------
 
 
-def _site_order_key(c: SiteCandidate) -> tuple[bool, int, int, str]:
-    return (
-        c.site.kind is SiteKind.ORIGIN,
-        -c.prefix_len,
-        KIND_PREFERENCE[c.site.kind],
-        c.site.id,
+def _candidates(
+    snapshot: FleetSnapshot, addr: IPAddress
+) -> tuple[list[Candidate], dict[str, frozenset[str]]]:
+    """One candidate per site (its best route), and the routed appliances of BGP sites."""
+    learned: dict[str, list[Candidate]] = {}
+    found: dict[str, Candidate] = {}
+    routed: dict[str, set[str]] = {}
+    util = snapshot.site_utilisation
+
+    def candidate(site: Site, m: RouteMatch | None, rule: Rule) -> Candidate:
+        load = util.get(site.id, 0.0)
+        if m is None:
+            return Candidate(site, rule, utilisation=load)
+        return Candidate(site, rule, m.prefix, m.prefix_len, m.path, m.appliance_id, load)
+
+    matches = select_routes(
+        snapshot.routes, addr, snapshot.appliance_sites, snapshot.speaking_sites
     )
-
-
-def candidate_sites(snapshot: FleetSnapshot, client_ip: str) -> tuple[SiteCandidate, ...]:
-    """The sites that may serve ``client_ip``, in steering order (rules 1 and 2)."""
-    candidates: dict[str, SiteCandidate] = {}
-    for match in select_routes(snapshot.routes, client_ip):
-        site = snapshot.sites.get(match.site_id)
+    for m in matches:
+        site = snapshot.sites.get(m.site_id)
         if site is None:
             continue
-        candidates[site.id] = SiteCandidate(
-            site=site,
-            rule=Rule.ORIGIN if site.kind is SiteKind.ORIGIN else Rule.PREFIX_MATCH,
-            prefix=match.prefix,
-            prefix_len=match.prefix_len,
-            reason=f"{site.kind} site {site.id} covers {client_ip} via {match.prefix}",
-        )
+        if site.kind is SiteKind.ORIGIN:
+            rule = Rule.ORIGIN
+        else:
+            rule = Rule.BGP_ROUTE if m.learned else Rule.PREFIX_MATCH
+        if m.learned:
+            assert m.appliance_id is not None
+            learned.setdefault(site.id, []).append(candidate(site, m, rule))
+            routed.setdefault(site.id, set()).add(m.appliance_id)
+        elif site.id not in found:
+            found[site.id] = candidate(site, m, rule)
+    for site_id, cands in learned.items():
+        found[site_id] = cands[0] if len(cands) == 1 else order(cands)[0]
     for site in snapshot.sites.values():
-        if site.id in candidates:
+        if site.id in found:
             continue
         if site.kind is SiteKind.ORIGIN:
-            candidates[site.id] = SiteCandidate(
-                site, Rule.ORIGIN, None, 0, f"origin site {site.id}: over transit, always last"
-            )
-        elif site.kind is SiteKind.IX and not site.prefixes:
-            candidates[site.id] = SiteCandidate(
-                site,
-                Rule.PEERING_DEFAULT,
-                None,
-                0,
-                f"ix site {site.id} has no client prefixes: reachable over peering",
-            )
-    return tuple(sorted(candidates.values(), key=_site_order_key))
+            found[site.id] = candidate(site, None, Rule.ORIGIN)
+        elif (
+            site.kind is SiteKind.IX
+            and not site.prefixes
+            and site.id not in snapshot.speaking_sites
+        ):
+            found[site.id] = candidate(site, None, Rule.PEERING_DEFAULT)
+    return list(found.values()), {k: frozenset(v) for k, v in routed.items()}
+
+
+def _ranked(
+    snapshot: FleetSnapshot, addr: IPAddress, locate: Locate | None
+) -> tuple[tuple[SiteCandidate, ...], Location | None]:
+    cands, routed = _candidates(snapshot, addr)
+    where = client_location(str(addr), cands, locate)
+    out = tuple(
+        SiteCandidate(
+            site=r.candidate.site,
+            rule=r.candidate.rule,
+            prefix=r.candidate.prefix,
+            prefix_len=max(r.candidate.prefix_len, 0),
+            reason=r.reason,
+            decided_by=r.decided_by,
+            routed=routed.get(r.site_id),
+            ranked=r,
+        )
+        for r in rank_sites(cands, where)
+    )
+    return out, where
+
+
+def candidate_sites(
+    snapshot: FleetSnapshot, client_ip: str, locate: Locate | None = None
+) -> tuple[SiteCandidate, ...]:
+    """The sites that may serve ``client_ip``, in steering order (rules 1 and 2)."""
+    return _ranked(snapshot, parse_address(client_ip), locate)[0]
 
 
 # --- rule 3: eligibility -------------------------------------------------------------------
@@ -199,16 +272,30 @@ def rendezvous_order(key: str, appliances: Sequence[Appliance]) -> tuple[Applian
 
 
 def _rank_all(
-    snapshot: FleetSnapshot, client_ip: str, title_id: str, now: float
+    snapshot: FleetSnapshot,
+    client_ip: str,
+    title_id: str,
+    now: float,
+    sites: Sequence[SiteCandidate],
 ) -> tuple[list[_Entry], list[Exclusion], list[_Entry]]:
     """Eligible appliances in steering order, the excluded ones, and last-resort origins."""
     eligible: list[_Entry] = []
     excluded: list[Exclusion] = []
     last_resort: list[_Entry] = []
-    for cand in candidate_sites(snapshot, client_ip):
+    for cand in sites:
         ok: list[Appliance] = []
         dead_origin: list[Appliance] = []
         for appliance in snapshot.appliances_at(cand.site.id):
+            if cand.routed is not None and appliance.id not in cand.routed:
+                excluded.append(
+                    Exclusion(
+                        appliance.id,
+                        cand.site.id,
+                        f"heard no route covering {client_ip} (other appliances of site "
+                        f"{cand.site.id} did: the ISP's advertisements to the site differ)",
+                    )
+                )
+                continue
             why = ineligibility(appliance, title_id, now)
             if why is None:
                 ok.append(appliance)
@@ -263,6 +350,7 @@ def _pathway(rank: int, e: _Entry, title_id: str, rule: Rule | None = None) -> R
         base_url=e.appliance.base_url,
         rule=rule or e.candidate.rule,
         reason=reason,
+        decided_by=e.candidate.decided_by,
     )
 
 
@@ -273,17 +361,22 @@ def steer(
     now: float,
     limit: int = DEFAULT_LIMIT,
     per_site: int = DEFAULT_PER_SITE,
+    locate: Locate | None = None,
 ) -> SteeringDecision:
     """Up to ``limit`` ranked pathways for ``client_ip`` to play ``title_id``.
 
-    Raises ``ValueError`` for a malformed client address.
+    ``locate`` places the client (a GeoIP database); without it, or when it
+    does not know the address, the client is placed at its best-matching
+    site. Raises ``ValueError`` for a malformed client address.
     """
-    client_ip = str(parse_address(client_ip))
+    addr = parse_address(client_ip)
+    client_ip = str(addr)
     if title_id not in snapshot.catalog:
         return SteeringDecision(
             snapshot.version, client_ip, title_id, (), (), f"title {title_id} is not in the catalog"
         )
-    eligible, excluded, last_resort = _rank_all(snapshot, client_ip, title_id, now)
+    sites, where = _ranked(snapshot, addr, locate)
+    eligible, excluded, last_resort = _rank_all(snapshot, client_ip, title_id, now, sites)
     others = [e for e in eligible if e.candidate.site.kind is not SiteKind.ORIGIN]
     origins = [e for e in eligible if e.candidate.site.kind is SiteKind.ORIGIN]
     reserve = 1 if origins and limit > 1 else 0
@@ -306,7 +399,30 @@ def steer(
     else:
         reason = f"no live appliance holds {title_id} for {client_ip}"
     return SteeringDecision(
-        snapshot.version, client_ip, title_id, pathways, tuple(excluded), reason
+        snapshot.version,
+        client_ip,
+        title_id,
+        pathways,
+        tuple(excluded),
+        reason,
+        tuple(_explain(c) for c in sites),
+        where,
+    )
+
+
+def _explain(c: SiteCandidate) -> SiteExplain:
+    r = c.ranked
+    return SiteExplain(
+        rank=r.rank if r else 0,
+        site_id=c.site.id,
+        kind=c.site.kind,
+        rule=c.rule,
+        prefix=c.prefix,
+        appliance_id=r.candidate.appliance_id if r else None,
+        decided_by=c.decided_by,
+        versus=r.versus if r else None,
+        distance_km=r.distance_km if r else None,
+        reason=c.reason,
     )
 
 
@@ -325,6 +441,7 @@ def rerank(
     title_id: str,
     session_pathways: Sequence[str],
     now: float,
+    locate: Locate | None = None,
 ) -> PathwayPriority:
     """Re-rank a session's fixed pathways from the current snapshot.
 
@@ -333,7 +450,9 @@ def rerank(
     order, each with its reason, so a player that has tried everything else
     may still try them.
     """
-    decision = steer(snapshot, client_ip, title_id, now, limit=max(len(snapshot.appliances), 1))
+    decision = steer(
+        snapshot, client_ip, title_id, now, limit=max(len(snapshot.appliances), 1), locate=locate
+    )
     ranked = [p.appliance_id for p in decision.pathways if p.appliance_id in session_pathways]
     why = {x.appliance_id: x.reason for x in decision.excluded}
     demoted = [
