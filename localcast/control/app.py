@@ -20,7 +20,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from localcast import __version__
-from localcast.control import appliances_api, catalog_api, playback, topology_api, views_api
+from localcast.control import (
+    appliances_api,
+    catalog_api,
+    playback,
+    routes_api,
+    topology_api,
+    views_api,
+)
 from localcast.control.deps import Plane
 from localcast.control.errors import ControlError, Unauthorized
 from localcast.control.service import ControlPlane
@@ -78,7 +85,7 @@ def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
             "titles": len(snap.catalog),
         }
 
-    for module in (playback, views_api, appliances_api, catalog_api, topology_api):
+    for module in (playback, views_api, appliances_api, routes_api, catalog_api, topology_api):
         app.include_router(module.router)
     app.include_router(watch_router(hlsjs_path()))
     return app

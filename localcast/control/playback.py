@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from localcast.control import sessions
 from localcast.control.deps import Client, Plane, public_base
 from localcast.control.errors import Invalid, NotFound
+from localcast.control.explain import explanation
 from localcast.control.schemas import PathwayOut, PlaybackRequest, PlaybackResponse
 from localcast.core.routes import parse_address
 from localcast.core.steering import rerank, steer
@@ -109,7 +110,14 @@ def start_playback(
 async def session_info(sid: str, plane: Plane) -> dict[str, Any]:
     session = sessions.open_session(plane, sid)
     snap = plane.snapshot
-    priority = rerank(snap, session.client_ip, session.title_id, session.pathways, plane.clock())
+    priority = rerank(
+        snap,
+        session.client_ip,
+        session.title_id,
+        session.pathways,
+        plane.clock(),
+        locate=plane.locate,
+    )
     return {
         "session": asdict(session),
         "priority": list(priority.order),
@@ -158,17 +166,38 @@ async def session_steering(
 async def explain(
     plane: Plane,
     client: Client,
-    title_id: str,
+    title_id: str | None = None,
     client_ip: str | None = None,
+    title: str | None = None,
+    ip: str | None = None,
     limit: Annotated[int, Query(ge=1, le=64)] = 4,
 ) -> dict[str, Any]:
-    """The full steering decision for ``client_ip`` (default: the caller) and ``title_id``."""
+    """The full steering decision for ``ip`` (default: the caller) and ``title``.
+
+    ``title_id`` / ``client_ip`` are the same parameters under their older
+    names. Every candidate site comes with its rank, the rule that made it a
+    candidate, its route (and the BGP attributes when learned), the decision
+    step that placed it against which other site, its distance and a sentence.
+    """
+    wanted = title or title_id
+    if wanted is None:
+        raise Invalid("title is required", field="title")
     snap = plane.snapshot
-    if title_id not in snap.catalog:
-        raise NotFound(f"unknown title {title_id!r}")
-    ip = client_ip or client.ip
+    if wanted not in snap.catalog:
+        raise NotFound(f"unknown title {wanted!r}")
+    asked = ip or client_ip
+    where = "ip" if ip else "client_ip"
+    addr = asked or client.ip
     try:
-        decision = steer(snap, ip, title_id, plane.clock(), limit, plane.settings.per_site)
+        decision = steer(
+            snap,
+            addr,
+            wanted,
+            plane.clock(),
+            limit,
+            plane.settings.per_site,
+            locate=plane.locate,
+        )
     except ValueError as exc:
-        raise Invalid(f"{ip!r} is not an IP address", field="client_ip") from exc
-    return asdict(decision)
+        raise Invalid(f"{addr!r} is not an IP address", field=where) from exc
+    return explanation(snap, decision, geoip=plane.locate is not None)

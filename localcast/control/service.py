@@ -30,13 +30,17 @@ from localcast.control import credentials as creds
 from localcast.control import repository as repo
 from localcast.control.db import make_engine, migrate, session_factory
 from localcast.control.errors import Conflict, NotFound, Unauthorized
+from localcast.control.geoip import GeoIpLocator
 from localcast.control.models import ApplianceRow, Profile, utc
+from localcast.control.route_feed import IngestOutcome, RouteFeed
+from localcast.control.route_schemas import RoutesReport
 from localcast.control.settings import ControlSettings, database_url
 from localcast.control.snapshot import SnapshotHolder, appliance_from_row, build_snapshot
 from localcast.control.topology import TopologyPlan, TopologySpec, desired_state, plan
 from localcast.core import health as core_health
 from localcast.core.clientip import parse_trusted
 from localcast.core.fleet import ApplianceState, FleetSnapshot, Load, empty_snapshot, with_appliance
+from localcast.core.geo import Locate
 from localcast.core.inventory import Delta, Inventory, apply_delta
 from localcast.core.routes import IPNetwork
 from localcast.core.tokens import Keyring
@@ -117,6 +121,9 @@ class ControlPlane:
         self.clock = clock
         self.trusted_proxies: tuple[IPNetwork, ...] = parse_trusted(settings.trusted_proxies)
         self.holder = SnapshotHolder(empty_snapshot())
+        self.routes = RouteFeed(self.holder)
+        self._geoip = GeoIpLocator(settings.geoip_database) if settings.geoip_database else None
+        self.locate: Locate | None = self._geoip
         self._generation_seen = -1
         self._views_lock = threading.Lock()
 
@@ -139,6 +146,9 @@ class ControlPlane:
         return plane
 
     def close(self) -> None:
+        self.routes.wait_rebuild()
+        if self._geoip is not None:
+            self._geoip.close()
         self.engine.dispose()
 
     @property
@@ -346,6 +356,18 @@ class ControlPlane:
         )
         row.inventory_seq = report.seq
         return not report.delta.empty, False
+
+    # --- learned routes (BGP) --------------------------------------------------------------------
+
+    def ingest_routes(
+        self, appliance_id: str, secret: str | None, report: RoutesReport
+    ) -> IngestOutcome:
+        """Apply a route report from an appliance's BGP relay (in memory: see ``route_feed``)."""
+        self.authenticate(appliance_id, secret)
+        out = self.routes.ingest(appliance_id, report, self.clock())
+        if out.resync:
+            log.info("appliance %s: %s", appliance_id, out.reason)
+        return out
 
     # --- profiles, views and resume -------------------------------------------------------------
 

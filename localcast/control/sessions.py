@@ -81,6 +81,7 @@ def start_session(plane: ControlPlane, ask: PlaybackAsk, client: ClientAddress) 
         now,
         limit=plane.settings.max_pathways,
         per_site=plane.settings.per_site,
+        locate=plane.locate,
     )
     if not decision.pathways:
         raise Unavailable(decision.reason)
@@ -163,7 +164,14 @@ def _current_first(
     snap: FleetSnapshot, plane: ControlPlane, session: Session, pathways: list[Pathway]
 ) -> list[Pathway]:
     """Pathways in today's priority order: the default pathway is the best one now."""
-    order = rerank(snap, session.client_ip, session.title_id, session.pathways, plane.clock()).order
+    order = rerank(
+        snap,
+        session.client_ip,
+        session.title_id,
+        session.pathways,
+        plane.clock(),
+        locate=plane.locate,
+    ).order
     rank = {pid: i for i, pid in enumerate(order)}
     return sorted(pathways, key=lambda p: rank.get(p.id, len(rank)))
 
@@ -174,7 +182,14 @@ def steering_manifest(
     """The steering manifest of ``session``, ranked from the current snapshot."""
     snap = plane.snapshot
     _manifest(snap, session)
-    priority = rerank(snap, session.client_ip, session.title_id, session.pathways, plane.clock())
+    priority = rerank(
+        snap,
+        session.client_ip,
+        session.title_id,
+        session.pathways,
+        plane.clock(),
+        locate=plane.locate,
+    )
     key = "PATHWAY-PRIORITY" if fmt == "hls" else "SERVICE-LOCATION-PRIORITY"
     return {
         "VERSION": 1,

@@ -14,8 +14,11 @@ Example::
     max_pathways = 4
     per_site = 2
     admin_token = "..."                      # if set, topology/title writes need it as bearer
+    geoip_database = "/var/lib/GeoLite2-City.mmdb"  # MaxMind-format file locating clients
 
-Command-line options override the file. Errors name the field.
+Without ``geoip_database``, steering places a client at the site whose route
+matched it best (see :mod:`localcast.core.decision`). Command-line options
+override the file. Errors name the field.
 """
 
 from __future__ import annotations
@@ -48,12 +51,20 @@ class ControlSettings(BaseModel):
     per_site: int = Field(default=2, ge=1, le=16)
     refresh_interval_s: float = Field(default=1.0, gt=0, le=60)
     admin_token: str | None = Field(default=None, min_length=16)
+    geoip_database: str | None = Field(default=None, min_length=1)
 
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies_are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         parse_trusted(value)
         return value
+
+    @field_validator("geoip_database")
+    @classmethod
+    def _geoip_database_is_a_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"{value!r} is not a file (a MaxMind-format .mmdb database)")
+        return str(Path(value).expanduser()) if value else value
 
     @field_validator("public_url")
     @classmethod
