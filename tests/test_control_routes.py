@@ -55,48 +55,61 @@ def env(tmp_path: Path) -> Iterator[Env]:
     plane.close()
 
 
-def route(
-    prefix: str,
-    peer: str = "127.0.0.2",
-    as_path: tuple[int, ...] = (64501,),
-    **extra: Any,
-) -> dict[str, Any]:
+PEER = "127.0.0.2"
+
+
+def route(*prefixes: str, as_path: tuple[int, ...] = (64501,), **extra: Any) -> dict[str, Any]:
+    """One announce group, as :mod:`localcast.bgp.relay` sends it."""
     return {
-        "prefix": prefix,
+        "prefixes": list(prefixes),
+        "next_hop": "192.0.2.1",
         "as_path": list(as_path),
+        "as_path_length": len(as_path),
+        "origin_as": as_path[-1] if as_path else 64501,
         "origin": "igp",
         "med": None,
         "local_pref": None,
         "communities": ["64501:100"],
-        "next_hop": "192.0.2.1",
-        "peer": peer,
-        "peer_as": as_path[0] if as_path else 64501,
-        "peer_router_id": "10.0.0.1",
-        "ebgp": True,
-        "received_at": 1000.0,
+        "large_communities": [],
+        "atomic_aggregate": False,
         **extra,
     }
 
 
-def session(peer: str = "127.0.0.2", state: str = "established", **extra: Any) -> dict[str, Any]:
+def session(peer: str = PEER, state: str = "established", **extra: Any) -> dict[str, Any]:
+    """The relay's session object: NeighborStatus.as_dict() plus neighbor, local_as, ebgp."""
+    up = state == "established"
     return {
-        "peer": peer,
+        "neighbor": peer,
+        "local_as": 65001,
+        "ebgp": True,
+        "address": peer,
         "remote_as": 64501,
+        "description": "isp",
         "state": state,
-        "uptime_s": 10.0 if state == "established" else None,
+        "state_since": 990.0,
+        "uptime_s": 10.0 if up else None,
+        "last_error": None,
+        "peer_router_id": "10.0.0.1" if up else None,
+        "hold_time_s": 90 if up else None,
+        "families": ["ipv4", "ipv6"] if up else [],
         "received": 1,
         "accepted": 1,
         "filtered": {},
+        "rejected_total": {},
+        "max_prefix_alarm": False,
         **extra,
     }
 
 
-def full(seq: int, *routes: dict[str, Any], sessions: list[Any] | None = None) -> dict[str, Any]:
+def full(seq: int, *groups: dict[str, Any], peer: str = PEER, **sess: Any) -> dict[str, Any]:
     return {
         "kind": "full",
         "seq": seq,
-        "sessions": sessions if sessions is not None else [session()],
-        "announce": list(routes),
+        "base_seq": None,
+        "sent_at": 1000.0,
+        "session": session(peer, **sess),
+        "announce": list(groups),
         "withdraw": [],
     }
 
@@ -105,14 +118,16 @@ def delta(
     seq: int,
     base_seq: int,
     announce: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    withdraw: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    sessions: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    withdraw: list[str] = (),  # type: ignore[assignment]
+    peer: str = PEER,
+    **sess: Any,
 ) -> dict[str, Any]:
     return {
         "kind": "delta",
         "seq": seq,
         "base_seq": base_seq,
-        "sessions": list(sessions),
+        "sent_at": 1000.0 + seq,
+        "session": session(peer, **sess),
         "announce": list(announce),
         "withdraw": list(withdraw),
     }
@@ -159,33 +174,70 @@ def test_full_delta_withdraw_and_session_down_move_clients(env: Env) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["pathways"][0]["appliance_id"] == "a1"
 
-    ok(env, "a1", delta(2, 1, withdraw=[{"prefix": NET, "peer": "127.0.0.2"}]))
+    ok(env, "a1", delta(2, 1, withdraw=[NET]))
     assert first(env) == "ix1"  # withdrawn: back to peering
 
     ok(env, "a1", delta(3, 2, announce=[route("203.0.112.0/23")]))
     assert first(env) == "a1"  # a covering /23 brings it back
     # the session goes down: its routes withdrawn, its state reported
-    ok(
-        env,
-        "a1",
-        delta(
-            4,
-            3,
-            withdraw=[{"prefix": "203.0.112.0/23", "peer": "127.0.0.2"}],
-            sessions=[session(state="idle", accepted=0)],
-        ),
-    )
+    # (the relay's report of a session that went down: no longer established)
+    ok(env, "a1", delta(4, 3, state="idle", accepted=0, last_error="hold timer expired"))
     assert first(env) == "ix1"
     page = env.client.get("/v1/routes", params={"appliance": "a1"}).json()
     assert page["total"] == 0
     (a1,) = page["appliances"]
-    assert a1["seq"] == 4 and a1["sessions"][0]["state"] == "idle"
+    (s,) = a1["sessions"]
+    assert s["seq"] == 4 and s["state"] == "idle" and s["neighbor"] == PEER
+    assert s["last_error"] == "hold timer expired" and s["sent_at"] == 1004.0
 
 
-def test_withdraw_from_another_peer_keeps_the_route(env: Env) -> None:
-    ok(env, "a1", full(1, route(NET, peer="127.0.0.2")))
-    ok(env, "a1", delta(2, 1, withdraw=[{"prefix": NET, "peer": "127.0.0.3"}]))
+def test_route_attributes_come_from_the_group_and_the_session(env: Env) -> None:
+    ok(env, "a1", full(1, route(NET, "2001:db8::/32", med=5, large_communities=["1:2:3"])))
+    rows = env.client.get("/v1/routes", params={"appliance": "a1"}).json()["routes"]
+    assert [r["prefix"] for r in rows] == [NET, "2001:db8::/32"]
+    r = rows[0]
+    assert (r["peer"], r["peer_as"], r["peer_router_id"], r["ebgp"]) == (
+        PEER,
+        64501,
+        "10.0.0.1",
+        True,
+    )
+    assert r["received_at"] == 1000.0  # sent_at
+    assert (r["med"], r["local_pref"], r["origin"]) == (5, 100, "igp")
+    assert r["large_communities"] == ["1:2:3"] and r["next_hop"] == "192.0.2.1"
+    # without sent_at: the control plane's clock; a missing ORIGIN: incomplete
+    body = delta(2, 1, announce=[route("198.51.100.0/24", origin=None)])
+    del body["sent_at"]
+    ok(env, "a1", body)
+    (r,) = env.client.get("/v1/routes", params={"prefix": "198.51.100.0/24"}).json()["routes"]
+    assert r["received_at"] == env.clock() and r["origin"] == "incomplete"
+
+
+def test_sessions_of_one_appliance_are_sequenced_and_replaced_separately(env: Env) -> None:
+    other = "127.0.0.3"
+    ok(env, "a1", full(1, route(NET)))
+    ok(env, "a1", full(1, route("198.51.100.0/24", "198.51.101.0/24"), peer=other))
+    # each session counts its own sequence
+    ok(env, "a1", delta(2, 1, announce=[route("192.0.2.0/24")]))
+    ok(env, "a1", delta(2, 1, withdraw=["198.51.101.0/24"], peer=other))
+    r = post(env, "a1", delta(3, 1, withdraw=[NET]))  # stale base for the first session
+    assert r.json()["resync"] is True and r.json()["seq"] == 2
+    # a withdrawal from another session leaves the route
+    ok(env, "a1", delta(3, 2, withdraw=[NET], peer=other))
     assert first(env) == "a1"
+    # a full replaces only that session's routes
+    ok(env, "a1", full(4, route("198.51.102.0/24"), peer=other))
+    prefixes = {
+        r["prefix"]: r["peer"]
+        for r in env.client.get("/v1/routes", params={"appliance": "a1"}).json()["routes"]
+    }
+    assert prefixes == {NET: PEER, "192.0.2.0/24": PEER, "198.51.102.0/24": other}
+    # a session going down withdraws its routes only
+    ok(env, "a1", delta(5, 4, peer=other, state="active"))
+    page = env.client.get("/v1/routes", params={"appliance": "a1"}).json()
+    assert page["total"] == 2 and first(env) == "a1"
+    sessions = {s["neighbor"]: (s["state"], s["seq"]) for s in page["appliances"][0]["sessions"]}
+    assert sessions == {PEER: ("established", 2), other: ("active", 5)}
 
 
 def test_embedded_beats_pni_for_the_same_prefix_and_explain_says_why(env: Env) -> None:
@@ -230,10 +282,10 @@ def test_out_of_sequence_delta_asks_for_a_resync(env: Env) -> None:
     assert r.json()["resync"] is True and r.json()["seq"] == 0  # no base since start
     assert first(env) == "ix1"
     ok(env, "a1", full(5, route(NET)))
-    r = post(env, "a1", delta(7, 6, withdraw=[{"prefix": NET, "peer": "127.0.0.2"}]))
+    r = post(env, "a1", delta(7, 6, withdraw=[NET]))
     assert r.json()["resync"] is True and r.json()["seq"] == 5
     assert first(env) == "a1"  # not applied
-    ok(env, "a1", delta(6, 5, withdraw=[{"prefix": NET, "peer": "127.0.0.2"}]))
+    ok(env, "a1", delta(6, 5, withdraw=[NET]))
     assert first(env) == "ix1"
 
 
@@ -259,18 +311,22 @@ def test_a_restarted_control_plane_asks_for_a_full_table(env: Env, tmp_path: Pat
 @pytest.mark.parametrize(
     ("body", "loc"),
     [
-        (full(1, route("203.0.113.1/24")), ["body", "announce", 0, "prefix"]),
-        (full(1, route(NET), route("not-a-prefix")), ["body", "announce", 1, "prefix"]),
+        (full(1, route("203.0.113.1/24")), ["body", "announce", 0, "prefixes"]),
+        (full(1, route(NET), route(NET, "not-a-prefix")), ["body", "announce", 1, "prefixes"]),
+        (full(1, route()), ["body", "announce", 0, "prefixes"]),
         (full(1, route(NET, as_path=(0,))), ["body", "announce", 0, "as_path", 0]),
-        (full(1, route(NET, peer_as=2**32)), ["body", "announce", 0, "peer_as"]),
+        (full(1, route(NET, med=2**32)), ["body", "announce", 0, "med"]),
         (full(1, route(NET, communities=["1:2:3"])), ["body", "announce", 0, "communities", 0]),
-        (full(1, route(NET, peer_router_id="::1")), ["body", "announce", 0, "peer_router_id"]),
-        (full(1, sessions=[session(remote_as=0)]), ["body", "sessions", 0, "remote_as"]),
-        (
-            delta(2, 1, withdraw=[{"prefix": "2001:db8::1/32", "peer": "127.0.0.2"}]),
-            ["body", "withdraw", 0, "prefix"],
-        ),
-        ({"kind": "delta", "seq": 2}, ["body"]),
+        (full(1, route(NET, next_hop="x")), ["body", "announce", 0, "next_hop"]),
+        (full(1, route(NET, peer="127.0.0.2")), ["body", "announce", 0, "peer"]),  # old format
+        (full(1, peer_router_id="::1"), ["body", "session", "peer_router_id"]),
+        (full(1, remote_as=0), ["body", "session", "remote_as"]),
+        (full(1, peer="nope"), ["body", "session", "neighbor"]),
+        (delta(2, 1, withdraw=[NET, "2001:db8::1/32"]), ["body", "withdraw"]),
+        (delta(2, 1, withdraw=[{"prefix": NET}]), ["body", "withdraw", 0]),  # old format
+        ({**full(1), "session": None}, ["body", "session"]),
+        ({**full(1), "sessions": [session()]}, ["body", "sessions"]),  # old format
+        ({"kind": "delta", "seq": 2, "session": session()}, ["body"]),  # no base_seq
         ({"kind": "other", "seq": 2}, ["body", "kind"]),
     ],
 )
@@ -300,7 +356,7 @@ def test_unknown_appliance_and_bad_credentials(env: Env) -> None:
 
 def test_routes_filters_and_pagination(env: Env) -> None:
     a1 = [f"198.51.{i}.0/24" for i in range(5)]
-    ok(env, "a1", full(1, *(route(p) for p in a1), route("198.51.0.0/16")))
+    ok(env, "a1", full(1, route(*a1), route("198.51.0.0/16")))
     ok(env, "b1", full(1, route("198.51.3.0/24", as_path=(64502, 64503), med=7)))
     get = env.client.get
     page = get("/v1/routes", params={"appliance": "a1", "limit": 2}).json()
@@ -349,7 +405,7 @@ def test_routes_filters_and_pagination(env: Env) -> None:
 
 def test_reports_show_an_inconsistent_site_and_a_route_without_alternate(env: Env) -> None:
     p1, p2 = "198.51.100.0/24", "203.0.113.0/24"
-    ok(env, "a1", full(1, route(p1), route(p2)))
+    ok(env, "a1", full(1, route(p1, p2)))
     ok(env, "a2", full(1, route(p1)))
     ok(env, "b1", full(1, route(p2, as_path=(64502,))))
     r = env.client.get("/v1/routes/reports")
@@ -383,11 +439,11 @@ def test_big_full_table_builds_the_index_and_rebuild_keeps_routes(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(route_feed, "FULL_BUILD_AT", 3)
-    ok(env, "a1", full(1, route(NET), route("198.51.100.0/24"), route("198.51.101.0/24")))
+    ok(env, "a1", full(1, route(NET, "198.51.100.0/24", "198.51.101.0/24")))
     learned = env.plane.snapshot.routes.learned
     assert len(learned.overlay) == 0 and learned.route_count == 3  # built, not a delta
     assert first(env) == "a1"
-    ok(env, "a1", delta(2, 1, withdraw=[{"prefix": NET, "peer": "127.0.0.2"}]))
+    ok(env, "a1", delta(2, 1, withdraw=[NET]))
     assert len(env.plane.snapshot.routes.learned.overlay) == 1
     assert first(env) == "ix1"
     assert env.plane.routes.rebuild() is True

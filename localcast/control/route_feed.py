@@ -2,34 +2,44 @@
 
 What lives here: the shell between ``POST /v1/appliances/{id}/routes`` and
 the core's route index. :class:`RouteFeed` converts a validated
-:class:`~localcast.control.route_schemas.RoutesReport` into core values
+:class:`~localcast.control.route_schemas.RoutesReport` (one BGP session of
+one appliance, routes grouped by attribute set) into core values
 (:class:`~localcast.core.rib.RouteDelta`, :class:`~localcast.core.rib.AdjRibIn`),
-applies it with a snapshot swap, keeps each appliance's report sequence and
-BGP session states, and rebuilds the index in a background thread when its
-overlay has grown. Which site wins for a client is not decided here
+applies it with a snapshot swap, keeps each session's report sequence and
+state, and rebuilds the index in a background thread when its overlay has
+grown. Which site wins for a client is not decided here
 (:mod:`localcast.core.decision`).
 
 Theory of operation:
 
 * **In memory only.** Learned routes are not stored in the database (a full
   table is 900k routes per appliance, and the appliance has them anyway).
-  After a control plane restart nothing is known: the first delta from each
-  appliance is answered ``resync: true`` (no base), and its relay sends a
-  full report. A topology reload keeps the learned routes (see
+  After a control plane restart nothing is known: the first delta of each
+  session is answered ``resync: true`` (no base), and the relay sends a full
+  report. A topology reload keeps the learned routes (see
   :func:`localcast.control.snapshot.build_snapshot`).
-* **Sequencing**, like inventory deltas in heartbeats: a full report sets the
-  appliance's sequence; a delta applies only when its ``base_seq`` is the
-  last sequence applied, else nothing changes and the answer is ``resync``.
+* **Sequencing per session**, keyed on (appliance, neighbor): a full report
+  sets the session's sequence; a delta applies only when its ``base_seq`` is
+  the session's last sequence applied, else nothing changes and the answer
+  is ``resync``.
+* **One route per prefix per appliance** (the core's Adj-RIB-In): the last
+  one announced by any of its sessions. Each route carries its session as
+  its :class:`~localcast.core.rib.Peer`, so a withdrawal, a full report or
+  a session going down removes a prefix only where the route held came from
+  that session.
 * **Deltas** go through :func:`localcast.core.fleet.with_route_delta` (the
-  core's overlay, no rebuild). A withdrawal names its peer: it removes the
-  prefix only when the route held for it came from that peer (the control
-  plane keeps one route per prefix per appliance, the last one announced; a
-  withdrawal from another session of the same appliance leaves it).
-* **Full reports** with fewer than :data:`FULL_BUILD_AT` routes (new plus
-  old) go through the same delta path. Bigger ones build the appliance's
+  core's overlay, no rebuild).
+* **A full report** replaces that session's routes: what the session held
+  and no longer announces is withdrawn, the rest announced. **A session not
+  established** (the relay's report of a session that went down) withdraws
+  every route of that session, whatever the report lists.
+* Replacements touching fewer than :data:`FULL_BUILD_AT` routes (new plus
+  old) go through the delta path. Bigger ones build the appliance's
   Adj-RIB-In directly and a fresh index over every appliance
   (:meth:`RouteIndex.build`, seconds at a full table), outside the snapshot
   lock, so playback and heartbeats are not held up.
+* ``received_at`` of a route (the decision process's "oldest route") is the
+  report's ``sent_at`` (appliance clock), else the control plane's clock.
 * **Writers of learned routes** (reports, the rebuild's publish) serialise
   on :attr:`RouteFeed.lock`; the snapshot's own lock is only taken for the
   swap. A background rebuild builds without any lock and publishes
@@ -41,11 +51,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from localcast.control.route_schemas import Announce, BgpSession, RoutesReport
+from localcast.control.route_schemas import AnnounceGroup, BgpSession, RoutesReport
 from localcast.control.snapshot import SnapshotHolder
 from localcast.core.fleet import FleetSnapshot, with_learned_routes, with_route_delta
 from localcast.core.rib import (
@@ -55,26 +65,29 @@ from localcast.core.rib import (
     Path,
     Peer,
     RouteDelta,
-    parse_prefix,
     router_id,
 )
 from localcast.core.routeindex import RouteIndex, rebased, rebuilt
 
 log = logging.getLogger(__name__)
 
-#: A full report at least this big (new + old routes of the appliance) rebuilds the index.
+#: A replacement at least this big (new + old routes of the appliance) rebuilds the index.
 FULL_BUILD_AT = 20_000
 
 _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLETE}
 
+SessionKey = tuple[str, str]  # (appliance id, neighbor address)
+Tables = dict[int, dict[int, Path]]  # IP version -> packed prefix -> path
+
 
 @dataclass(frozen=True)
 class FeedState:
-    """What the control plane knows of one appliance's relay."""
+    """What the control plane knows of one BGP session of one appliance."""
 
     seq: int
-    reported_at: float
-    sessions: tuple[BgpSession, ...]
+    reported_at: float  # control plane clock
+    sent_at: float | None  # appliance clock
+    session: BgpSession
 
 
 @dataclass(frozen=True)
@@ -99,83 +112,87 @@ def _large(text: str) -> tuple[int, int, int]:
     return a, b, c
 
 
-def path_of(route: Announce, cache: dict[tuple[object, ...], Path] | None = None) -> Path:
-    """The core's :class:`Path` of a reported route; equal ones shared through ``cache``."""
-    key = (
-        tuple(route.as_path),
-        route.origin,
-        route.med,
-        route.local_pref,
-        tuple(route.communities),
-        tuple(route.large_communities),
-        route.next_hop,
-        route.peer,
-        route.peer_as,
-        route.peer_router_id,
-        route.ebgp,
-        route.received_at,
-    )
-    if cache is not None:
-        found = cache.get(key)
-        if found is not None:
-            return found
+def peer_of(session: BgpSession) -> Peer:
+    """The core's :class:`Peer` of a session (router id 0.0.0.0 before its OPEN)."""
+    rid = router_id(session.peer_router_id) if session.peer_router_id else 0
+    return Peer(rid, session.neighbor, session.remote_as, session.ebgp)
+
+
+def path_of(group: AnnounceGroup, peer: Peer, received_at: float) -> Path:
+    """The core's :class:`Path` shared by every prefix of an announce group.
+
+    A missing ORIGIN counts as INCOMPLETE (the least preferred), MED as 0 and
+    LOCAL_PREF as 100 (the core's conventions).
+    """
     attributes = Attributes(
-        as_path=tuple(route.as_path),
-        origin=_ORIGINS[route.origin],
-        med=route.med if route.med is not None else 0,
-        local_pref=route.local_pref if route.local_pref is not None else 100,
-        communities=tuple(_community(c) for c in route.communities),
-        large_communities=tuple(_large(c) for c in route.large_communities),
+        as_path=tuple(group.as_path),
+        origin=_ORIGINS[group.origin] if group.origin is not None else Origin.INCOMPLETE,
+        med=group.med if group.med is not None else 0,
+        local_pref=group.local_pref if group.local_pref is not None else 100,
+        communities=tuple(_community(c) for c in group.communities),
+        large_communities=tuple(_large(c) for c in group.large_communities),
     )
-    peer = Peer(router_id(route.peer_router_id), route.peer, route.peer_as, route.ebgp)
-    path = Path(attributes, peer, route.next_hop, route.received_at)
-    if cache is not None:
-        cache[key] = path
-    return path
+    return Path(attributes, peer, group.next_hop, received_at)
 
 
-def _tables(announce: Iterable[Announce]) -> tuple[dict[int, Path], dict[int, Path]]:
-    cache: dict[tuple[object, ...], Path] = {}
-    tables: dict[int, dict[int, Path]] = {4: {}, 6: {}}
-    for route in announce:
-        version, key = route.key
-        tables[version][key] = path_of(route, cache)
-    return tables[4], tables[6]
+def announced(report: RoutesReport, received_at: float) -> Tables:
+    """Every announced prefix -> its path (a prefix listed twice: the last one)."""
+    peer = peer_of(report.session)
+    tables: Tables = {4: {}, 6: {}}
+    for group in report.announce:
+        path = path_of(group, peer, received_at)
+        v4, v6 = tables[4], tables[6]
+        for version, key in group.keys:
+            (v4 if version == 4 else v6)[key] = path
+    return tables
 
 
-def rib_of(appliance_id: str, announce: Iterable[Announce]) -> AdjRibIn:
-    """A whole Adj-RIB-In from a full report (a prefix listed twice: the last one)."""
-    v4, v6 = _tables(announce)
-    return AdjRibIn(appliance_id, MappingProxyType(v4), MappingProxyType(v6))
+def held_by(rib: AdjRibIn, neighbor: str) -> Tables:
+    """The routes of ``rib`` that came from the session with ``neighbor``."""
+    return {
+        v: {k: p for k, p in rib.table(v).items() if p.peer.address == neighbor} for v in (4, 6)
+    }
 
 
-def delta_of(rib: AdjRibIn, report: RoutesReport) -> RouteDelta:
+def delta_of(rib: AdjRibIn, report: RoutesReport, received_at: float) -> RouteDelta:
     """The core delta of a delta report, against ``rib`` (the appliance's routes now).
 
-    A withdrawal counts only when ``rib`` holds the prefix from the withdrawing peer.
+    A withdrawal counts only when ``rib`` holds the prefix from the reporting session.
     """
+    neighbor = report.session.neighbor
     withdrawn: dict[int, set[int]] = {4: set(), 6: set()}
-    for w in report.withdraw:
-        version, key = parse_prefix(w.prefix)
+    for version, key in report.withdraw_keys:
         held = rib.table(version).get(key)
-        if held is not None and held.peer.address == w.peer:
+        if held is not None and held.peer.address == neighbor:
             withdrawn[version].add(key)
-    v4, v6 = _tables(report.announce)
+    new = announced(report, received_at)
     return RouteDelta(
-        MappingProxyType(v4),
-        MappingProxyType(v6),
+        MappingProxyType(new[4]),
+        MappingProxyType(new[6]),
         frozenset(withdrawn[4]),
         frozenset(withdrawn[6]),
     )
 
 
-def merged_sessions(before: tuple[BgpSession, ...], report: RoutesReport) -> tuple[BgpSession, ...]:
-    """Sessions after ``report``: a full one lists them all; a delta replaces those it names."""
-    if report.kind == "full":
-        return tuple(report.sessions)
-    by_peer = {s.peer: s for s in before}
-    by_peer.update({s.peer: s for s in report.sessions})
-    return tuple(by_peer[p] for p in sorted(by_peer))
+def replacement_of(rib: AdjRibIn, neighbor: str, new: Tables) -> RouteDelta:
+    """The core delta replacing the session's routes in ``rib`` with ``new``."""
+    old = held_by(rib, neighbor)
+    return RouteDelta(
+        MappingProxyType(new[4]),
+        MappingProxyType(new[6]),
+        frozenset(old[4].keys() - new[4].keys()),
+        frozenset(old[6].keys() - new[6].keys()),
+    )
+
+
+def replaced_rib(rib: AdjRibIn, neighbor: str, new: Tables) -> AdjRibIn:
+    """``rib`` with the session's routes replaced by ``new`` (built, not a delta)."""
+    tables: Tables = {}
+    for v in (4, 6):
+        table = {k: p for k, p in rib.table(v).items() if p.peer.address != neighbor}
+        table.update(new[v])
+        tables[v] = table
+    return AdjRibIn(rib.appliance_id, MappingProxyType(tables[4]), MappingProxyType(tables[6]))
 
 
 # --- the feed ----------------------------------------------------------------------------------
@@ -187,65 +204,86 @@ class RouteFeed:
     def __init__(self, holder: SnapshotHolder) -> None:
         self._holder = holder
         self.lock = threading.Lock()  # writers of learned routes
-        self._states: dict[str, FeedState] = {}
+        self._states: dict[SessionKey, FeedState] = {}
         self._rebuild_guard = threading.Lock()
         self._rebuilder: threading.Thread | None = None
 
-    def state(self, appliance_id: str) -> FeedState | None:
-        return self._states.get(appliance_id)
+    def state(self, appliance_id: str, neighbor: str) -> FeedState | None:
+        return self._states.get((appliance_id, neighbor))
 
-    def states(self) -> Mapping[str, FeedState]:
+    def sessions(self, appliance_id: str) -> list[FeedState]:
+        """The sessions of ``appliance_id`` as last reported, by neighbor."""
+        found = [(k[1], s) for k, s in list(self._states.items()) if k[0] == appliance_id]
+        return [s for _, s in sorted(found, key=lambda x: x[0])]
+
+    def states(self) -> Mapping[SessionKey, FeedState]:
         return MappingProxyType(dict(self._states))
 
     def ingest(self, appliance_id: str, report: RoutesReport, now: float) -> IngestOutcome:
         """Apply ``report`` from ``appliance_id`` (already authenticated)."""
+        session = report.session
+        key = (appliance_id, session.neighbor)
+        received_at = report.sent_at if report.sent_at is not None else now
         with self.lock:
-            prev = self._states.get(appliance_id)
-            if report.kind == "delta":
-                if prev is None or prev.seq != report.base_seq:
-                    have = "none" if prev is None else str(prev.seq)
-                    snap = self._holder.current
-                    held = snap.routes.learned.ribs.get(appliance_id)
-                    return IngestOutcome(
-                        prev.seq if prev else 0,
-                        True,
-                        f"delta from base {report.base_seq}, last applied {have}: "
-                        "send a full report",
-                        len(held) if held is not None else 0,
-                        snap.version,
-                    )
-                snap = self._apply_delta(appliance_id, report)
+            prev = self._states.get(key)
+            if report.kind == "delta" and (prev is None or prev.seq != report.base_seq):
+                have = "none" if prev is None else str(prev.seq)
+                snap = self._holder.current
+                held = snap.routes.learned.ribs.get(appliance_id)
+                return IngestOutcome(
+                    prev.seq if prev else 0,
+                    True,
+                    f"session {session.neighbor}: delta from base {report.base_seq}, "
+                    f"last applied {have}: send a full report",
+                    len(held) if held is not None else 0,
+                    snap.version,
+                )
+            if not session.established:
+                snap = self._replace(appliance_id, session.neighbor, {4: {}, 6: {}})
+                reason = f"session {session.neighbor} is {session.state}: its routes withdrawn"
+            elif report.kind == "delta":
+                snap = self._apply_delta(appliance_id, report, received_at)
                 reason = (
-                    f"delta {report.seq} applied: {len(report.announce)} announced, "
-                    f"{len(report.withdraw)} withdrawn"
+                    f"session {session.neighbor}: delta {report.seq} applied, "
+                    f"{report.route_count} announced, {len(report.withdraw)} withdrawn"
                 )
             else:
-                snap = self._apply_full(appliance_id, report)
-                reason = f"full table {report.seq} applied: {len(report.announce)} routes"
-            before = prev.sessions if prev else ()
-            self._states[appliance_id] = FeedState(report.seq, now, merged_sessions(before, report))
+                new = announced(report, received_at)
+                snap = self._replace(appliance_id, session.neighbor, new)
+                reason = (
+                    f"session {session.neighbor}: full table {report.seq} applied, "
+                    f"{len(new[4]) + len(new[6])} routes"
+                )
+            self._states[key] = FeedState(report.seq, now, report.sent_at, session)
         if snap.routes.learned.needs_rebuild:
             self.start_rebuild()
         return IngestOutcome(
             report.seq, False, reason, len(snap.routes.learned.ribs[appliance_id]), snap.version
         )
 
-    def _apply_delta(self, appliance_id: str, report: RoutesReport) -> FleetSnapshot:
+    def _apply_delta(
+        self, appliance_id: str, report: RoutesReport, received_at: float
+    ) -> FleetSnapshot:
         rib = self._holder.current.routes.learned.ribs.get(appliance_id, AdjRibIn(appliance_id))
-        delta = delta_of(rib, report)
+        delta = delta_of(rib, report, received_at)
         return self._holder.swap(lambda cur: with_route_delta(cur, appliance_id, delta))
 
-    def _apply_full(self, appliance_id: str, report: RoutesReport) -> FleetSnapshot:
-        rib = rib_of(appliance_id, report.announce)
+    def _replace(self, appliance_id: str, neighbor: str, new: Tables) -> FleetSnapshot:
+        """Replace the session's routes with ``new``: a delta, or a build when big."""
         learned = self._holder.current.routes.learned
-        old = learned.ribs.get(appliance_id)
-        if len(rib) + (len(old) if old is not None else 0) < FULL_BUILD_AT:
-            delta = RouteDelta(rib.v4, rib.v6, full=True)
+        rib = learned.ribs.get(appliance_id, AdjRibIn(appliance_id))
+        if len(new[4]) + len(new[6]) + len(rib) < FULL_BUILD_AT:
+            delta = replacement_of(rib, neighbor, new)
             return self._holder.swap(lambda cur: with_route_delta(cur, appliance_id, delta))
         ribs = dict(learned.ribs)
-        ribs[appliance_id] = rib
+        ribs[appliance_id] = replaced_rib(rib, neighbor, new)
         fresh = RouteIndex.build(ribs)  # seconds at a full table; the snapshot stays readable
-        log.info("routes of %s: full table of %d, index rebuilt", appliance_id, len(rib))
+        log.info(
+            "routes of %s: session %s replaced, %d route(s), index rebuilt",
+            appliance_id,
+            neighbor,
+            len(ribs[appliance_id]),
+        )
         # only writers holding self.lock change learned routes: ``learned`` is still current
         return self._holder.swap(lambda cur: with_learned_routes(cur, fresh))
 

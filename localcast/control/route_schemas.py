@@ -1,24 +1,27 @@
 """The routes API's bodies (pydantic): what an appliance's BGP relay posts, what operators read.
 
 ``POST /v1/appliances/{id}/routes`` takes a :class:`RoutesReport`, the
-agreed relay contract::
+contract of :mod:`localcast.bgp.relay` (one BGP session per report)::
 
-    {"kind": "full" | "delta", "seq": 7, "base_seq": 6,          # base_seq: deltas only
-     "sessions": [{"peer": "127.0.0.2", "remote_as": 65001, "state": "established",
-                   "uptime_s": 12.5, "received": 10, "accepted": 9,
-                   "filtered": {"bogon": 1}}],
-     "announce": [{"prefix": "203.0.113.0/24", "as_path": [65001], "origin": "igp",
-                   "med": null, "local_pref": null, "communities": ["65001:100"],
-                   "next_hop": "192.0.2.1", "peer": "127.0.0.2", "peer_as": 65001,
-                   "peer_router_id": "10.0.0.1", "ebgp": true, "received_at": 1.7e9}],
-     "withdraw": [{"prefix": "198.51.100.0/24", "peer": "127.0.0.2"}]}
+    {"kind": "full" | "delta", "seq": 8, "base_seq": 7,    # per (appliance, session)
+     "sent_at": 1700000000.5,                               # appliance wall clock
+     "session": {"neighbor": "127.0.0.2", "local_as": 65001, "ebgp": true,
+                 "state": "established", "remote_as": 65002,
+                 "peer_router_id": "192.0.2.254", ...},     # + NeighborStatus.as_dict()
+     "announce": [{"prefixes": ["203.0.113.0/24"], "next_hop": "192.0.2.1",
+                   "as_path": [65002], "as_path_length": 1, "origin_as": 65002,
+                   "origin": "igp", "med": null, "local_pref": null,
+                   "communities": ["65002:100"], "large_communities": [],
+                   "atomic_aggregate": false}],
+     "withdraw": ["198.51.100.0/24"]}
 
-Validation names the field (``announce[3].prefix``, through FastAPI's 422):
+Validation names the field (``announce[3].prefixes``, through FastAPI's
+422) and, for a list of prefixes, the bad one's index in the message:
 prefixes must be networks without host bits, ASNs 1..4294967295, MED and
 local preference 32-bit, addresses real addresses. A full table is 900k
-routes, so prefixes are parsed with :func:`fast_prefix` (sockets, not
-``ipaddress``) and repeated addresses are validated once. The appliance's
-relay may import these models to build its bodies.
+routes in a few thousand attribute groups, so models are per group, never
+per route, and prefixes are parsed once, with :func:`fast_prefix` (sockets,
+not ``ipaddress``), into the packed keys the core uses.
 
 Pure data and validation; the conversion to the core's values is in
 :mod:`localcast.control.route_feed`.
@@ -40,7 +43,7 @@ from pydantic import (
     model_validator,
 )
 
-from localcast.core.rib import BITS, mask, pack, prefix_text
+from localcast.core.rib import BITS, mask, pack
 
 MAX_U32 = 2**32 - 1
 Asn = Annotated[int, Field(ge=1, le=MAX_U32)]
@@ -69,13 +72,6 @@ def fast_prefix(text: str) -> tuple[int, int]:
     if network & ~mask(version, plen):
         raise ValueError("host bits set")
     return version, pack(network, plen)
-
-
-def _prefix(text: str) -> str:
-    try:
-        return prefix_text(*fast_prefix(text))
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a network prefix: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=4096)  # next hops, peers and router ids repeat over a table
@@ -114,7 +110,6 @@ def _large_community(text: str) -> str:
     return ":".join(str(int(p)) for p in parts)
 
 
-PrefixText = Annotated[str, AfterValidator(_prefix)]
 Address = Annotated[str, AfterValidator(_address)]
 RouterId = Annotated[str, AfterValidator(_router_id)]
 Community = Annotated[str, AfterValidator(_community)]
@@ -128,77 +123,130 @@ class _Strict(BaseModel):
 
 # --- what the relay posts ----------------------------------------------------------------------
 
+Keys = tuple[tuple[int, int], ...]  # (IP version, packed prefix), as the core keys routes
+ESTABLISHED = "established"
 
-class BgpSession(_Strict):
-    """One BGP session of the appliance, as its speaker sees it now."""
 
-    peer: Address
+class Prefixes(list[str]):
+    """Prefix texts as sent, plus ``keys``: each parsed once, as the core keys routes."""
+
+    keys: Keys = ()
+
+
+def _prefixes(texts: list[str]) -> Prefixes:
+    """Every prefix parsed, in order; ``ValueError`` naming the first bad one's index."""
+    parse = fast_prefix
+    out: list[tuple[int, int]] = []
+    append = out.append
+    for i, text in enumerate(texts):
+        try:
+            append(parse(text))
+        except ValueError as exc:
+            raise ValueError(f"[{i}] {text!r} is not a network prefix: {exc}") from exc
+    parsed = Prefixes(texts)
+    parsed.keys = tuple(out)
+    return parsed
+
+
+def _keys_of(texts: list[str]) -> Keys:
+    return texts.keys if isinstance(texts, Prefixes) else _prefixes(texts).keys
+
+
+PrefixList = Annotated[list[str], AfterValidator(_prefixes)]
+
+
+class BgpSession(BaseModel):
+    """One BGP session of the appliance, as its speaker sees it now.
+
+    What the relay sends: ``NeighborStatus.as_dict()`` plus ``neighbor``,
+    ``local_as`` and ``ebgp``. Fields the control plane does not use are
+    kept as sent (extra allowed), so the speaker's status can grow.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    neighbor: Address
+    local_as: Asn
+    ebgp: bool
     remote_as: Asn
     state: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    peer_router_id: RouterId | None = None
+    description: str = ""
     uptime_s: Finite | None = Field(default=None, ge=0)
+    last_error: str | None = None
     received: int = Field(default=0, ge=0)
     accepted: int = Field(default=0, ge=0)
     filtered: dict[
         Annotated[str, StringConstraints(max_length=64)], Annotated[int, Field(ge=0)]
     ] = {}
 
+    @property
+    def established(self) -> bool:
+        return self.state == ESTABLISHED
 
-class Announce(_Strict):
-    """One route the appliance accepted (after its import policy)."""
 
-    prefix: PrefixText
+class AnnounceGroup(_Strict):
+    """Prefixes the appliance accepted (after its import policy) sharing one attribute set."""
+
+    prefixes: PrefixList = Field(min_length=1)
+    next_hop: Address
     as_path: list[Asn] = Field(default_factory=list, max_length=1024)
-    origin: OriginName = "igp"
+    as_path_length: int = Field(default=0, ge=0)
+    origin_as: Asn | None = None
+    origin: OriginName | None = "igp"  # None: the UPDATE had no ORIGIN
     med: U32 | None = None
     local_pref: U32 | None = None
     communities: list[Community] = Field(default_factory=list, max_length=4096)
     large_communities: list[LargeCommunity] = Field(default_factory=list, max_length=4096)
-    next_hop: Address
-    peer: Address
-    peer_as: Asn
-    peer_router_id: RouterId
-    ebgp: bool = True
-    received_at: Finite = 0.0
+    atomic_aggregate: bool = False
+
+    @model_validator(mode="after")
+    def _path_length(self) -> AnnounceGroup:
+        if self.as_path_length > len(self.as_path):
+            raise ValueError("as_path_length is longer than as_path")
+        return self
 
     @property
-    def key(self) -> tuple[int, int]:
-        """``(IP version, packed prefix)`` (see :mod:`localcast.core.rib`)."""
-        return fast_prefix(self.prefix)  # no private attribute: pydantic copies those per route
-
-
-class Withdraw(_Strict):
-    """A route the peer withdrew (or lost with its session)."""
-
-    prefix: PrefixText
-    peer: Address
+    def keys(self) -> Keys:
+        """``(IP version, packed prefix)`` of every prefix (see :mod:`localcast.core.rib`)."""
+        return _keys_of(self.prefixes)
 
 
 class RoutesReport(_Strict):
-    """A full Adj-RIB-In (``kind="full"``) or a change since ``base_seq`` (``"delta"``)."""
+    """One session's whole Adj-RIB-In (``kind="full"``) or a change since ``base_seq``."""
 
     kind: Literal["full", "delta"]
     seq: int = Field(ge=1)
     base_seq: int | None = Field(default=None, ge=0)
-    sessions: list[BgpSession] = Field(default_factory=list)
-    announce: list[Announce] = Field(default_factory=list)
-    withdraw: list[Withdraw] = Field(default_factory=list)
+    sent_at: Finite | None = None
+    session: BgpSession
+    announce: list[AnnounceGroup] = Field(default_factory=list)
+    withdraw: PrefixList = Field(default_factory=Prefixes)
 
     @model_validator(mode="after")
     def _delta_has_base(self) -> RoutesReport:
         if self.kind == "delta" and self.base_seq is None:
             raise ValueError("base_seq is required for a delta")
         if self.kind == "full" and self.withdraw:
-            raise ValueError("a full report replaces the table: withdraw must be empty")
+            raise ValueError("a full report replaces the session's routes: withdraw must be empty")
         return self
+
+    @property
+    def withdraw_keys(self) -> Keys:
+        return _keys_of(self.withdraw)
+
+    @property
+    def route_count(self) -> int:
+        return sum(len(g.prefixes) for g in self.announce)
 
 
 class RoutesAck(BaseModel):
     """The answer: applied (``resync`` false) or send a full report (``resync`` true)."""
 
-    seq: int  # the last sequence applied (0: none since this control plane started)
+    seq: int  # the session's last sequence applied (0: none since this control plane started)
     resync: bool
     reason: str
-    routes: int  # the appliance's routes held now
+    routes: int  # the appliance's routes held now (every session)
     snapshot_version: int
 
 
@@ -228,15 +276,22 @@ class RouteOut(AttributesOut):
     received_at: float
 
 
+class SessionOut(BgpSession):
+    """A BGP session as last reported, with its report sequence."""
+
+    seq: int  # last report applied for this session
+    reported_at: float  # control plane clock
+    sent_at: float | None  # appliance clock
+
+
 class ApplianceRoutesOut(BaseModel):
     """One BGP-speaking appliance: its sessions as last reported, its route count."""
 
     appliance_id: str
     site_id: str | None
     routes: int
-    seq: int  # last report applied; 0 = none since the control plane started
-    reported_at: float | None
-    sessions: list[BgpSession]
+    reported_at: float | None  # the latest report of any session
+    sessions: list[SessionOut]  # by neighbor
 
 
 class RoutesPage(BaseModel):

@@ -1,16 +1,18 @@
 """Routes API: what appliances hear over BGP, in and out.
 
 * ``POST /v1/appliances/{id}/routes``  bearer = the appliance credential; a
-  :class:`~localcast.control.route_schemas.RoutesReport` (``kind`` full or
-  delta, ``seq``, ``base_seq``, ``sessions``, ``announce``, ``withdraw``) ->
-  :class:`~localcast.control.route_schemas.RoutesAck`; a delta whose
-  ``base_seq`` is not the last sequence applied (or any delta after a control
-  plane restart: routes are held in memory only) answers ``resync: true``
+  :class:`~localcast.control.route_schemas.RoutesReport` for one BGP session
+  (``kind`` full or delta, ``seq``, ``base_seq``, ``sent_at``, ``session``,
+  ``announce`` groups, ``withdraw``; the contract of :mod:`localcast.bgp.relay`)
+  -> :class:`~localcast.control.route_schemas.RoutesAck`; a delta whose
+  ``base_seq`` is not the session's last sequence applied (or any delta after
+  a control plane restart: routes are held in memory only) answers
+  ``resync: true``
 * ``GET /v1/routes``  learned routes, filtered by ``appliance``, ``site``,
   ``prefix`` (who heard exactly that prefix, with which attributes) or ``ip``
   (the routes covering that address, longest first); paginated with
   ``limit`` (default 100) and ``offset``; plus the BGP sessions of each
-  appliance concerned
+  appliance concerned (state as last reported, sequence per session)
 * ``GET /v1/routes/reports``  the ISP reports: appliances of one site that
   hear different advertisements (and the clients sent off-site), routes with
   no alternate source (:mod:`localcast.core.route_reports`)
@@ -41,6 +43,7 @@ from localcast.control.route_schemas import (
     RoutesAck,
     RoutesPage,
     RoutesReport,
+    SessionOut,
     SiteConsistencyOut,
     UnprotectedRouteOut,
 )
@@ -221,14 +224,21 @@ def _with_owner(
 
 def _appliance_routes(snap: FleetSnapshot, feed: RouteFeed, aid: str) -> ApplianceRoutesOut:
     rib = snap.routes.learned.ribs.get(aid)
-    state = feed.state(aid)
+    states = feed.sessions(aid)
     return ApplianceRoutesOut(
         appliance_id=aid,
         site_id=snap.appliance_sites.get(aid),
         routes=len(rib) if rib is not None else 0,
-        seq=state.seq if state else 0,
-        reported_at=state.reported_at if state else None,
-        sessions=list(state.sessions) if state else [],
+        reported_at=max((s.reported_at for s in states), default=None),
+        sessions=[
+            SessionOut(
+                **s.session.model_dump(),
+                seq=s.seq,
+                reported_at=s.reported_at,
+                sent_at=s.sent_at,
+            )
+            for s in states
+        ],
     )
 
 
