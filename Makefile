@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the project runs for real: ffmpeg (media pipeline),
 # nginx + wrk (benchmark reference and load generator), chromium (browser tests).
-APT_PACKAGES := ffmpeg nginx-light wrk chromium
+APT_PACKAGES := ffmpeg nginx-light wrk chromium bird2
 STAMP := $(VENV)/.deps-stamp
 
 .PHONY: deps demo test bench lint fmt clean

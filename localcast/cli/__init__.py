@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from localcast.cli import appliance, control, demo, keys, media, player
+from localcast.cli import appliance, bgp, control, demo, keys, media, player
 from localcast.cli.state import CliState
 from localcast.config import ConfigError, load_config
 from localcast.logs import setup_logging
@@ -50,6 +50,7 @@ appliance.register(app)
 player.register(app)
 control.register(app)
 demo.register(app)
+bgp.register(app)
 
 
 def main() -> None:
