@@ -49,3 +49,8 @@ def test_section_values_and_overrides(tmp_path: Path) -> None:
 def test_bad_section_is_a_config_error(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError):
         settings_from_config(_config(tmp_path, text))
+
+
+def test_bgp_table_belongs_to_the_speaker_not_the_data_plane(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "[appliance]\nport = 9001\n[appliance.bgp]\nlocal_as = 65010\n")
+    assert settings_from_config(cfg).port == 9001

@@ -78,12 +78,18 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# Tables inside [appliance] that belong to other parts of the node.
+_SUBSECTIONS = {"bgp"}  # [appliance.bgp]: localcast.bgp.config
+
+
 def settings_from_config(config: Config, log_json: bool = False) -> ApplianceSettings:
     """Defaults overlaid with the ``[appliance]`` section; the default access log is under logs."""
     section = config.section("appliance")
     known = {f.name for f in fields(ApplianceSettings)}
     values: dict[str, Any] = {}
     for key, value in section.items():
+        if key in _SUBSECTIONS:
+            continue
         if key not in _TYPES or key not in known:
             raise ConfigError(f"{CONFIG_NAME}: unknown key appliance.{key}")
         kind = _TYPES[key]
