@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -41,6 +40,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _bgp_table import generate  # noqa: E402  (benchmarks/ is on sys.path)
 
 from localcast.bgp import prefix as pfx  # noqa: E402
 from localcast.bgp.adjrib import AdjRibIn  # noqa: E402
@@ -67,23 +68,6 @@ LOCAL_AS, BIRD_AS, RAW_AS = 65001, 65002, 65003
 
 
 # --- the table ------------------------------------------------------------------------------
-
-
-def generate(n: int, seed: int = 42) -> list[tuple[int, int]]:
-    """``n`` distinct, non-bogon IPv4 prefixes, /16-/24 (mostly /24), as (network, length)."""
-    rng = random.Random(seed)
-    lengths = [24] * 6 + [23, 22, 21, 20, 19, 18, 17, 16]
-    excluded = {0, 10, 100, 127, 169, 172, 192, 198, 203}
-    seen: set[tuple[int, int]] = set()
-    out = []
-    while len(out) < n:
-        length = rng.choice(lengths)
-        net = rng.randrange(1 << 24, 223 << 24) & pfx.mask(Afi.IPV4, length)
-        if net >> 24 in excluded or (net, length) in seen:
-            continue
-        seen.add((net, length))
-        out.append((net, length))
-    return out
 
 
 def path_of(i: int, n: int) -> tuple[int, int]:

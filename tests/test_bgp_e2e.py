@@ -6,8 +6,9 @@ of one ISP, an IX, the origin), two appliances' BGP speakers in process
 :class:`~localcast.bgp.relay.Relay` posting to the control plane, and one
 BIRD 2 (its own config, control socket and pid file; loopback with
 ``multihop``) playing the ISP's router, peering with both. Reconfiguring
-BIRD (``birdc configure``) prepends and withdraws as an ISP would. Every
-wait polls with a deadline; nothing asserts on elapsed time.
+BIRD (``birdc configure``) prepends, sets MED and withdraws as an ISP would;
+stopping it ends the sessions. Every wait polls with a deadline; nothing
+asserts on elapsed time.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.slow
 ISP_AS, OUR_AS = 65002, 65001
 BIRD_ADDR = "127.0.0.2"
 ONLY_E1 = "11.1.0.0/16"  # announced to e1 only
-BOTH = "11.2.0.0/24"  # announced to both; prepending decides
+BOTH = "11.2.0.0/24"  # announced to both; prepending or MED decides
+HOLD_S = 6  # both sides' hold time
 TITLE = synthetic_title("t1", segments=2, segment_s=4.0)
 TOPOLOGY: dict[str, Any] = {
     "partners": [{"name": "isp", "asns": [ISP_AS]}],
@@ -91,15 +93,22 @@ def speaker_config(port: int, router_id: str) -> dict[str, Any]:
                 "address": BIRD_ADDR,
                 "remote_as": ISP_AS,
                 "passive": True,
-                "hold_time": 6,
+                "hold_time": HOLD_S,
                 "families": ["ipv4"],
             }
         ],
     }
 
 
-def bird_config(workdir: Path, ports: dict[str, int], routes: list[str], prepend_to: str) -> str:
-    """BIRD announcing ``routes``; ``ONLY_E1`` to e1 only; ``BOTH`` prepended towards one."""
+def bird_config(
+    workdir: Path,
+    ports: dict[str, int],
+    routes: list[str],
+    prepend_to: str | None,
+    med: dict[str, int] | None = None,
+) -> str:
+    """BIRD announcing ``routes``; ``ONLY_E1`` to e1 only; ``BOTH`` prepended towards one
+    (``prepend_to``) and with the MED ``med[appliance]`` towards each (``med``)."""
     conf = bird_header(log=workdir / "bird.log") + bird_static("s4", "ipv4", routes)
     for aid, port in ports.items():
         rules = ['if proto != "s4" then reject;']
@@ -107,6 +116,8 @@ def bird_config(workdir: Path, ports: dict[str, int], routes: list[str], prepend
             rules.append(f"if net = {ONLY_E1} then reject;")
         if aid == prepend_to:
             rules.append(f"if net = {BOTH} then {{ bgp_path.prepend({ISP_AS}); }}")
+        if med is not None:
+            rules.append(f"if net = {BOTH} then {{ bgp_med = {med[aid]}; }}")
         conf += bird_bgp(
             f"to_{aid}",
             local=BIRD_ADDR,
@@ -118,6 +129,7 @@ def bird_config(workdir: Path, ports: dict[str, int], routes: list[str], prepend
             export_from="s4",
             export="filter { " + " ".join(rules) + " accept; }",
             next_hop="192.0.2.1",
+            hold=HOLD_S,
         )
     return conf
 
@@ -260,6 +272,25 @@ def test_bird_routes_steer_clients_through_the_control_plane(
         poll(lambda: f"{ONLY_E1}@e1" not in routes(http), "the withdrawal")
         assert first_site(http, "11.1.2.3") == "ix-fra"
         assert set(routes(http)) == {f"{BOTH}@e1", f"{BOTH}@e2"}
+
+        # --- equal AS paths from the same neighbor AS: the lower MED wins ---------------
+        def med_of() -> dict[str, int]:
+            page = http.get("/v1/routes", params={"prefix": BOTH}).json()
+            return {x["appliance_id"]: x["med"] for x in page["routes"]}
+
+        only_both = [f"{BOTH} blackhole"]
+        bird.reconfigure(bird_config(tmp_path, ports, only_both, None, med={"e1": 10, "e2": 20}))
+        poll(lambda: med_of() == {"e1": 10, "e2": 20}, "the MEDs at the control plane")
+        assert routes(http) == {f"{BOTH}@e1": "65002", f"{BOTH}@e2": "65002"}
+        assert first_site(http, "11.2.0.9") == "e-one"
+        bird.reconfigure(bird_config(tmp_path, ports, only_both, None, med={"e1": 30, "e2": 20}))
+        poll(lambda: med_of() == {"e1": 30, "e2": 20}, "the new MEDs at the control plane")
+        assert first_site(http, "11.2.0.9") == "e-two"
+
+        # --- stopping BIRD removes its routes within the hold time ----------------------
+        bird.stop()
+        poll(lambda: routes(http) == {}, "the routes to go with BIRD", timeout_s=HOLD_S + 1)
+        assert first_site(http, "11.2.0.9") == "ix-fra"
     finally:
         bird.stop()
         for a in appliances:
