@@ -13,7 +13,7 @@ from localcast.control.service import ControlPlane
 from localcast.core.clientip import ClientAddress, client_address
 
 
-def get_plane(request: Request) -> ControlPlane:
+async def get_plane(request: Request) -> ControlPlane:
     plane = request.app.state.plane
     assert isinstance(plane, ControlPlane)
     return plane
@@ -22,7 +22,7 @@ def get_plane(request: Request) -> ControlPlane:
 Plane = Annotated[ControlPlane, Depends(get_plane)]
 
 
-def get_client(request: Request, plane: Plane) -> ClientAddress:
+async def get_client(request: Request, plane: Plane) -> ClientAddress:
     """The socket peer, or X-Forwarded-For when the peer is a trusted proxy."""
     peer = request.client.host if request.client else ""
     return client_address(peer, request.headers.get("x-forwarded-for"), plane.trusted_proxies)

@@ -18,13 +18,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from localcast.control import sessions
 from localcast.control.deps import Client, Plane, public_base
 from localcast.control.errors import Invalid, NotFound
 from localcast.control.explain import explanation
-from localcast.control.schemas import PathwayOut, PlaybackRequest, PlaybackResponse
+from localcast.control.schemas import PlaybackRequest, PlaybackResponse
 from localcast.core.routes import parse_address
 from localcast.core.steering import rerank, steer
 
@@ -47,9 +48,12 @@ def _urls(base: str, sid: str) -> dict[str, str]:
 
 
 @router.post("/v1/playback", response_model=PlaybackResponse)
-def start_playback(
+async def start_playback(
     body: PlaybackRequest, request: Request, plane: Plane, client: Client
-) -> PlaybackResponse:
+) -> Response:
+    """Runs on the event loop (steering is CPU only); the database is read in the threadpool,
+    and only when the stored view is not cached. The body is built as a plain dict (shaped
+    as ``PlaybackResponse``, which documents it) to skip re-validating our own output."""
     ask = sessions.PlaybackAsk(
         title_id=body.title_id,
         profile_id=body.profile_id,
@@ -61,7 +65,10 @@ def start_playback(
         parse_address(client.ip)
     except ValueError as exc:
         raise Invalid(f"client address {client.ip!r} is not an IP address") from exc
-    started = sessions.start_session(plane, ask, client)
+    resume = plane.cached_resume_point(ask.profile_id, ask.title_id)
+    if resume is None:
+        resume = await run_in_threadpool(plane.resume_point, ask.profile_id, ask.title_id)
+    started = sessions.start_session(plane, ask, client, resume)
     session = started.session
     urls = _urls(public_base(request, plane), started.session_id)
     bases = {
@@ -70,40 +77,42 @@ def start_playback(
     mpd_url = urls["mpd"]
     if session.resume_offset_s > 0:
         mpd_url += f"#t={session.resume_offset_s:g}"
-    log.info(
-        "playback %s for %s (%s): %s; resume %.1f s",
-        body.title_id,
-        client.ip,
-        client.reason,
-        ", ".join(p.pathway_id for p in started.decision.pathways),
-        started.resume.offset_s,
-    )
-    return PlaybackResponse(
-        session_id=started.session_id,
-        multivariant_url=urls["multivariant"],
-        mpd_url=mpd_url,
-        steering_url=urls["steering"],
-        pathways=[
-            PathwayOut(
-                id=p.pathway_id,
-                appliance_id=p.appliance_id,
-                site_id=p.site_id,
-                kind=p.kind.value,
-                base_url=bases.get(p.pathway_id, ""),
-                appliance_url=p.base_url,
-                rank=p.rank,
-                rule=p.rule.value,
-                reason=p.reason,
-            )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "playback %s for %s (%s): %s; resume %.1f s",
+            body.title_id,
+            client.ip,
+            client.reason,
+            ", ".join(p.pathway_id for p in started.decision.pathways),
+            started.resume.offset_s,
+        )
+    out = {
+        "session_id": started.session_id,
+        "multivariant_url": urls["multivariant"],
+        "mpd_url": mpd_url,
+        "steering_url": urls["steering"],
+        "pathways": [
+            {
+                "id": p.pathway_id,
+                "appliance_id": p.appliance_id,
+                "site_id": p.site_id,
+                "kind": p.kind.value,
+                "base_url": bases.get(p.pathway_id, ""),
+                "appliance_url": p.base_url,
+                "rank": p.rank,
+                "rule": p.rule.value,
+                "reason": p.reason,
+            }
             for p in started.decision.pathways
         ],
-        resume_offset_s=started.resume.offset_s,
-        resume_reason=started.resume.reason,
-        expires_at=session.expires_at,
-        client_ip=client.ip,
-        client_ip_reason=client.reason,
-        snapshot_version=started.decision.snapshot_version,
-    )
+        "resume_offset_s": float(started.resume.offset_s),
+        "resume_reason": started.resume.reason,
+        "expires_at": session.expires_at,
+        "client_ip": client.ip,
+        "client_ip_reason": client.reason,
+        "snapshot_version": started.decision.snapshot_version,
+    }
+    return JSONResponse(out)
 
 
 @router.get("/v1/sessions/{sid}")

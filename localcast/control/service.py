@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,7 @@ from localcast.media.manifest import TitleManifest
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+VIEW_CACHE_SIZE = 65_536  # (profile, title) pairs whose stored view is kept in memory
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,14 @@ class ControlPlane:
         self.locate: Locate | None = self._geoip
         self._generation_seen = -1
         self._views_lock = threading.Lock()
+        # The stored view per (profile, title) for resume points, written through by put_view
+        # and otherwise trusted for refresh_interval_s (another instance or process sharing the
+        # database may write views): playback starts never wait for the database on a hit.
+        self._view_cache: OrderedDict[tuple[str, str], tuple[float, ViewRecord | None]] = (
+            OrderedDict()
+        )
+        self._view_cache_lock = threading.Lock()
+        self._view_writes = 0
 
     @classmethod
     def open(
@@ -382,20 +392,53 @@ class ControlPlane:
         entry = self.snapshot.catalog.get(title_id)
         if entry is None:
             raise NotFound(f"unknown title {title_id!r}")
-        with self._views_lock, self.sessions.begin() as s:
-            now = self.clock()
-            repo.ensure_profile(s, profile_id, now)
-            existing = repo.get_view(s, profile_id, title_id)
-            verdict = decide_view_write(
-                existing,
-                ViewWrite(offset_s, platform, client_time, now),
-                profile_id,
-                title_id,
-                entry.manifest.duration_s,
-            )
-            if verdict.applied:
-                repo.save_view(s, verdict.record)
+        with self._views_lock:
+            with self.sessions.begin() as s:
+                now = self.clock()
+                repo.ensure_profile(s, profile_id, now)
+                existing = repo.get_view(s, profile_id, title_id)
+                verdict = decide_view_write(
+                    existing,
+                    ViewWrite(offset_s, platform, client_time, now),
+                    profile_id,
+                    title_id,
+                    entry.manifest.duration_s,
+                )
+                if verdict.applied:
+                    repo.save_view(s, verdict.record)
+            with self._view_cache_lock:  # committed, in commit order: the database's view
+                self._view_writes += 1
+                if verdict.applied:
+                    self._cache_view((profile_id, title_id), verdict.record)
+                else:
+                    self._view_cache.pop((profile_id, title_id), None)
         return verdict
+
+    def _cache_view(self, key: tuple[str, str], view: ViewRecord | None) -> None:
+        cache = self._view_cache
+        cache[key] = (time.monotonic() + self.settings.refresh_interval_s, view)
+        cache.move_to_end(key)
+        if len(cache) > VIEW_CACHE_SIZE:
+            cache.popitem(last=False)
+
+    def cached_view(self, profile_id: str, title_id: str) -> tuple[bool, ViewRecord | None]:
+        """(known, view) from memory only: ``known`` False means ask :meth:`stored_view`."""
+        hit = self._view_cache.get((profile_id, title_id))
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def stored_view(self, profile_id: str, title_id: str) -> ViewRecord | None:
+        """The view for a resume point: from the cache, else the database (then cached)."""
+        known, view = self.cached_view(profile_id, title_id)
+        if known:
+            return view
+        writes = self._view_writes
+        view = self.get_view(profile_id, title_id)
+        with self._view_cache_lock:
+            if writes == self._view_writes:  # no put_view raced the read: not stale
+                self._cache_view((profile_id, title_id), view)
+        return view
 
     def get_view(self, profile_id: str, title_id: str) -> ViewRecord | None:
         with self.sessions() as s:
@@ -405,7 +448,17 @@ class ControlPlane:
         entry = self.snapshot.catalog.get(title_id)
         if entry is None:
             raise NotFound(f"unknown title {title_id!r}")
-        view = self.get_view(profile_id, title_id)
+        view = self.stored_view(profile_id, title_id)
+        return core_resume_point(view.offset_s if view else None, entry.manifest)
+
+    def cached_resume_point(self, profile_id: str, title_id: str) -> Resume | None:
+        """:meth:`resume_point` when it needs no database read, else None."""
+        entry = self.snapshot.catalog.get(title_id)
+        if entry is None:
+            raise NotFound(f"unknown title {title_id!r}")
+        known, view = self.cached_view(profile_id, title_id)
+        if not known:
+            return None
         return core_resume_point(view.offset_s if view else None, entry.manifest)
 
     def put_profile(self, profile_id: str, name: str) -> Profile:

@@ -64,7 +64,10 @@ def pathway_base(appliance_url: str, keyring: Keyring, title_id: str, expires_at
     return appliance_url.rstrip("/") + signed_path(keyring, f"/{title_id}", expires_at) + "/"
 
 
-def start_session(plane: ControlPlane, ask: PlaybackAsk, client: ClientAddress) -> Started:
+def start_session(
+    plane: ControlPlane, ask: PlaybackAsk, client: ClientAddress, resume: Resume | None = None
+) -> Started:
+    """Steer and seal a session; ``resume``, when given, is ``plane.resume_point`` of the ask."""
     snap = plane.snapshot
     entry = snap.catalog.get(ask.title_id)
     if entry is None:
@@ -85,7 +88,8 @@ def start_session(plane: ControlPlane, ask: PlaybackAsk, client: ClientAddress) 
     )
     if not decision.pathways:
         raise Unavailable(decision.reason)
-    resume = plane.resume_point(ask.profile_id, ask.title_id)
+    if resume is None:
+        resume = plane.resume_point(ask.profile_id, ask.title_id)
     session = Session(
         title_id=ask.title_id,
         profile_id=ask.profile_id,
