@@ -190,7 +190,7 @@ def get_routes(
         total = sum(len(ribs[a]) for a in aids)
         page = [
             route_out(snap, aid, r.prefix, r.path)
-            for aid, r in islice(_with_owner(snap, aids, offset), limit)
+            for aid, r in islice(_with_owner(snap, aids, offset, limit), limit)
         ]
         involved = aids
     else:
@@ -208,16 +208,17 @@ def get_routes(
 
 
 def _with_owner(
-    snap: FleetSnapshot, aids: list[str], offset: int
+    snap: FleetSnapshot, aids: list[str], offset: int, limit: int
 ) -> Iterator[tuple[str, LearnedRoute]]:
-    """Every route of ``aids`` in appliance order, from ``offset`` (whole RIBs skipped)."""
+    """Up to ``limit`` routes per appliance of ``aids`` in appliance order, from ``offset``
+    (whole RIBs skipped; a small page does not sort a full table)."""
     ribs = snap.routes.learned.ribs
     for aid in aids:
         n = len(ribs[aid])
         if offset >= n:
             offset -= n
             continue
-        for r in islice(ribs[aid].routes(), offset, None):
+        for r in ribs[aid].routes(offset, offset + limit):
             yield aid, r
         offset = 0
 

@@ -35,6 +35,7 @@ given by whoever received the route).
 from __future__ import annotations
 
 import enum
+import heapq
 import ipaddress
 import socket
 from collections.abc import Iterable, Iterator, Mapping
@@ -177,12 +178,20 @@ class AdjRibIn:
         version, key = parse_prefix(prefix)
         return self.table(version).get(key)
 
-    def routes(self) -> Iterator[LearnedRoute]:
-        """Every route, IPv4 first, each family in prefix order."""
+    def routes(self, start: int = 0, stop: int | None = None) -> Iterator[LearnedRoute]:
+        """Every route (or those from ``start`` to ``stop``), IPv4 first, each family in
+        prefix order. A small page near the start is picked without sorting the table."""
         for version in (4, 6):
             table = self.table(version)
-            for key in sorted(table):
-                yield LearnedRoute(prefix_text(version, key), table[key])
+            n = len(table)
+            end = n if stop is None else min(n, stop)
+            if start < end:
+                keys = heapq.nsmallest(end, table) if end <= n // 8 else sorted(table)
+                for key in keys[start:end]:
+                    yield LearnedRoute(prefix_text(version, key), table[key])
+            start = max(0, start - n)
+            if stop is not None:
+                stop = max(0, stop - n)
 
 
 @dataclass(frozen=True)

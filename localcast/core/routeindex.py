@@ -40,6 +40,9 @@ from localcast.core.rib import AdjRibIn, RouteDelta, apply_delta, changed_keys, 
 
 #: Overlay size (prefixes touched since the base was built) at which to rebuild the base.
 REBUILD_AT = 50_000
+#: ... or this fraction of the base's prefixes, when bigger: a table streamed in as deltas
+#: (a chunked full) costs a geometric series of rebuilds, not one full build per chunk.
+REBUILD_FRACTION = 1.0
 
 RouteSet = tuple[str, ...]
 _NO_SET: RouteSet = ()
@@ -67,6 +70,14 @@ class Overlay:
 
 def _lengths(table: Mapping[int, RouteSet]) -> tuple[int, ...]:
     return tuple(sorted({k & 0xFF for k in table}, reverse=True))
+
+
+def _more_lengths(lengths: tuple[int, ...], added: list[int]) -> tuple[int, ...]:
+    """``lengths`` plus those of the ``added`` keys (the overlay only grows between builds)."""
+    new = {k & 0xFF for k in added}
+    if new.issubset(lengths):
+        return lengths
+    return tuple(sorted(new.union(lengths), reverse=True))
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +126,9 @@ class RouteIndex:
 
     @property
     def needs_rebuild(self) -> bool:
-        return len(self.overlay) >= REBUILD_AT
+        lpm = self.base.lpm
+        base_size = lpm.size if lpm is not None else 0
+        return len(self.overlay) >= max(REBUILD_AT, int(base_size * REBUILD_FRACTION))
 
     def route_set(self, version: int, key: int) -> RouteSet:
         """The appliances that heard exactly prefix ``key`` now."""
@@ -218,6 +231,7 @@ def _with_rib(
 ) -> RouteIndex:
     aid = after.appliance_id
     tables: dict[int, dict[int, RouteSet]] = {}
+    lengths: dict[int, tuple[int, ...]] = {}
     for version in (4, 6):
         keys = changed_keys(before, delta, version)
         old, new = before.table(version), after.table(version)
@@ -226,13 +240,21 @@ def _with_rib(
             continue
         over = index.overlay.table(version)
         table = over.copy() if isinstance(over, MappingProxyType | dict) else dict(over)
+        joined: dict[RouteSet, RouteSet] = {}  # route set -> with/without aid (few distinct)
+        left: dict[RouteSet, RouteSet] = {}
         for key in touched:
             current = table[key] if key in table else index._base_set(version, key)
             if key in new:
-                table[key] = tuple(sorted({*current, aid}))
+                routes = joined.get(current)
+                if routes is None:
+                    routes = joined[current] = tuple(sorted({*current, aid}))
             else:
-                table[key] = tuple(a for a in current if a != aid)
+                routes = left.get(current)
+                if routes is None:
+                    routes = left[current] = tuple(a for a in current if a != aid)
+            table[key] = routes
         tables[version] = table
+        lengths[version] = _more_lengths(index.overlay.lengths(version), touched)
     overlay = index.overlay
     if tables:
         v4 = tables.get(4)
@@ -240,8 +262,8 @@ def _with_rib(
         overlay = Overlay(
             MappingProxyType(v4) if v4 is not None else overlay.v4,
             MappingProxyType(v6) if v6 is not None else overlay.v6,
-            _lengths(v4) if v4 is not None else overlay.lengths_v4,
-            _lengths(v6) if v6 is not None else overlay.lengths_v6,
+            lengths.get(4, overlay.lengths_v4),
+            lengths.get(6, overlay.lengths_v6),
         )
     return replace(index, ribs=MappingProxyType(ribs), overlay=overlay)
 
