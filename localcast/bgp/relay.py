@@ -164,7 +164,7 @@ class Relay:
         appliance_id: str,
         credential: str,
         batch_s: float = 0.2,
-        max_prefixes_per_post: int = 50_000,
+        max_prefixes_per_post: int = 200_000,
         retry_s: float = 1.0,
         max_retry_s: float = 30.0,
         wall: Callable[[], float] = time.time,
