@@ -40,6 +40,7 @@ import httpx
 
 from localcast.appliance.launch import start_appliance
 from localcast.core.tokens import signed_path
+from localcast.devstack.procs import child_pids
 from localcast.keyfile import create_keyring
 
 NGINX = "/usr/sbin/nginx"
@@ -102,16 +103,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 def process_tree(root: int) -> list[int]:
     """``root`` and its children (the master/supervisor and its workers)."""
-    pids = [root]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == root:
-                pids.append(int(entry))
-    return pids
+    return [root, *sorted(child_pids(root))]
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -12,6 +12,7 @@ import httpx
 from appliance_support import RawClient, make_store
 
 from localcast.appliance.launch import ApplianceProcess, start_appliance
+from localcast.devstack.procs import child_pids
 
 
 def worker_pids(url: str, tries: int = 60) -> set[int]:
@@ -21,19 +22,6 @@ def worker_pids(url: str, tries: int = 60) -> set[int]:
         with RawClient(url, timeout=5) as c:
             pids.add(int(json.loads(c.request("GET", "/healthz").body)["pid"]))
     return pids
-
-
-def children(pid: int) -> set[int]:
-    out = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.add(int(entry))
-    return out
 
 
 def alive(pid: int) -> bool:
@@ -59,16 +47,16 @@ def start(tmp_path: Path, workers: int, *extra: str) -> tuple[ApplianceProcess, 
 def test_two_workers_serve_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
     proc, path = start(tmp_path, 2)
     with proc:
-        kids = children(proc.pid)
+        kids = child_pids(proc.pid)
         assert len(kids) == 2
         assert worker_pids(proc.url) == kids
         victim = min(kids)
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 15
-        now_kids = children(proc.pid)
+        now_kids = child_pids(proc.pid)
         while time.monotonic() < deadline and (victim in now_kids or len(now_kids) != 2):
             time.sleep(0.1)
-            now_kids = {k for k in children(proc.pid) if alive(k)}
+            now_kids = {k for k in child_pids(proc.pid) if alive(k)}
         assert victim not in now_kids and len(now_kids) == 2
         # every request is answered while and after the replacement starts
         deadline = time.monotonic() + 15
@@ -82,7 +70,7 @@ def test_two_workers_serve_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
 
 def test_sigint_stops_parent_and_workers(tmp_path: Path) -> None:
     proc, _ = start(tmp_path, 2)
-    kids = children(proc.pid)
+    kids = child_pids(proc.pid)
     proc.process.send_signal(signal.SIGINT)
     assert proc.process.wait(15) == 0
     assert not any(alive(k) for k in kids)
@@ -98,7 +86,7 @@ def test_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     proc, _ = start(tmp_path, 2)
-    kids = children(proc.pid)
+    kids = child_pids(proc.pid)
     proc.process.kill()
     proc.process.wait(5)
     deadline = time.monotonic() + 15

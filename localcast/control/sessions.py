@@ -139,11 +139,19 @@ def _start(session: Session) -> float | None:
     return session.resume_offset_s if session.resume_offset_s > 0 else None
 
 
-def multivariant(plane: ControlPlane, session: Session, steering_url: str) -> str:
+def _manifest_and_pathways(
+    plane: ControlPlane, session: Session
+) -> tuple[TitleManifest, list[Pathway]]:
+    """The session's title and its pathways in today's order, from one snapshot."""
     snap = plane.snapshot
-    pathways = _current_first(snap, plane, session, session_pathways(snap, plane.keyring, session))
+    pathways = session_pathways(snap, plane.keyring, session)
+    return _manifest(snap, session), _current_first(snap, plane, session, pathways)
+
+
+def multivariant(plane: ControlPlane, session: Session, steering_url: str) -> str:
+    manifest, pathways = _manifest_and_pathways(plane, session)
     return render_multivariant(
-        _manifest(snap, session),
+        manifest,
         pathways=pathways,
         steering_uri=steering_url,
         start_offset_s=_start(session),
@@ -153,10 +161,9 @@ def multivariant(plane: ControlPlane, session: Session, steering_url: str) -> st
 
 
 def mpd(plane: ControlPlane, session: Session, steering_url: str) -> str:
-    snap = plane.snapshot
-    pathways = _current_first(snap, plane, session, session_pathways(snap, plane.keyring, session))
+    manifest, pathways = _manifest_and_pathways(plane, session)
     return render_mpd(
-        _manifest(snap, session),
+        manifest,
         pathways=pathways,
         steering_uri=steering_url,
         start_offset_s=_start(session),

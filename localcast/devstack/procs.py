@@ -196,3 +196,17 @@ def stop_groups(groups: Sequence[Sequence[Proc]], grace_s: float = 10.0) -> None
     deadline = time.monotonic() + 5.0
     while any(group_members(g[0].pgid) for g in live) and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def child_pids(pid: int) -> set[int]:
+    """The direct children of ``pid`` (read from /proc; a vanished entry is skipped)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.add(int(entry))
+    return out
