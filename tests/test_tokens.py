@@ -76,3 +76,22 @@ def test_tampered_fields_fail() -> None:
 def test_arbitrary_token_text_never_raises(garbage: str) -> None:
     check = verify(RING, garbage, ["t1", "a.m4s"], NOW)
     assert not check.ok
+
+
+def test_fill_keys_are_derived_and_apart_from_playback_keys() -> None:
+    from localcast.core.tokens import fill_keyring, is_fill_kid, with_fill_keys
+
+    ring = Keyring("k1", {"k1": b"a" * 32, "k0": b"b" * 32})
+    fill = fill_keyring(ring)
+    assert fill.current == "fill-k1" and set(fill.secrets) == {"fill-k1", "fill-k0"}
+    assert all(is_fill_kid(k) for k in fill.secrets) and not is_fill_kid("k1")
+    assert fill.secrets["fill-k1"] not in ring.secrets.values()
+    token = sign(fill, "/t1", 2_000)
+    assert token.split("~")[1] == "fill-k1"
+    # a fill token verifies only where fill keys are known; a viewer's keyring refuses it
+    assert verify(with_fill_keys(ring), token, ["t1", "x.m4s"], 1_000).ok
+    assert not verify(ring, token, ["t1", "x.m4s"], 1_000).ok
+    # and a fill keyring cannot mint viewer tokens
+    viewer = sign(ring, "/t1", 2_000)
+    assert not verify(fill, viewer, ["t1", "x.m4s"], 1_000).ok
+    assert with_fill_keys(with_fill_keys(ring)) == with_fill_keys(ring)

@@ -18,10 +18,10 @@ _Key = tuple[str, tuple[str, ...], str | None]
 
 
 class TokenVerifier:
-    """A ``plan.VerifyFn`` over ``keyring`` with a small time-bounded memo."""
+    """A ``plan.VerifyFn`` over ``keyring`` and its fill keys, with a small time-bounded memo."""
 
     def __init__(self, keyring: Keyring, ttl_s: float = 5.0, max_entries: int = 16384) -> None:
-        self.keyring = keyring
+        self.keyring = tokens.with_fill_keys(keyring)
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._memo: dict[_Key, tuple[float, TokenCheck]] = {}

@@ -114,6 +114,36 @@ def signed_path(
     return "/" + token + "/" + "/".join(_split_prefix(prefix))
 
 
+FILL_PREFIX = "fill-"
+_FILL_LABEL = b"localcast fill"
+
+
+def fill_keyring(keyring: Keyring) -> Keyring:
+    """The fill credential: one key per playback key, derived from it, key ids ``fill-<kid>``.
+
+    Appliances fetch from one another and from the origin with URLs signed by
+    these keys; a key id tells a fill request from a viewer's (logs, limits),
+    and a viewer's token never passes for a fill one or back.
+    """
+    derived = {
+        FILL_PREFIX + kid: hmac.new(secret, _FILL_LABEL, hashlib.sha256).digest()
+        for kid, secret in keyring.secrets.items()
+        if not is_fill_kid(kid)
+    }
+    return Keyring(current=FILL_PREFIX + keyring.current, secrets=derived)
+
+
+def with_fill_keys(keyring: Keyring) -> Keyring:
+    """``keyring`` plus its fill keys: what an appliance verifies request tokens with."""
+    if any(is_fill_kid(k) for k in keyring.secrets):
+        return keyring
+    return Keyring(keyring.current, {**keyring.secrets, **fill_keyring(keyring).secrets})
+
+
+def is_fill_kid(kid: str) -> bool:
+    return kid.startswith(FILL_PREFIX)
+
+
 def looks_like_token(component: str) -> bool:
     return component.startswith(VERSION + SEPARATOR)
 
