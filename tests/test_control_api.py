@@ -327,6 +327,11 @@ def test_playback_errors_say_what_is_wrong(env: Env) -> None:
     assert r.status_code == 422
     r = c.post("/v1/playback", json=PLAY)  # nothing registered yet
     assert r.status_code == 503 and "no live appliance holds t1" in r.json()["detail"]
+    r = c.post("/v1/playback", content=b" " * (64 * 1024 + 1))
+    assert r.status_code == 413 and "65536 bytes" in r.json()["detail"]
+    r = c.post("/v1/playback", content=b"")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"
+    assert c.get("/v1/playback").status_code == 405  # other methods reach the framework
 
 
 def test_forged_and_expired_sessions_are_refused(env: Env) -> None:

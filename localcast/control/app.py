@@ -30,6 +30,7 @@ from localcast.control import (
 )
 from localcast.control.deps import Plane
 from localcast.control.errors import ControlError, Unauthorized
+from localcast.control.fastpath import ControlApp
 from localcast.control.service import ControlPlane
 from localcast.web.assets import hlsjs_path
 from localcast.web.watch import watch_router
@@ -58,7 +59,7 @@ def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(
+    app = ControlApp(
         title="Localcast control plane",
         version=__version__,
         lifespan=lifespan,

@@ -26,6 +26,8 @@ from localcast.control.deps import Client, Plane, public_base
 from localcast.control.errors import Invalid, NotFound
 from localcast.control.explain import explanation
 from localcast.control.schemas import PlaybackRequest, PlaybackResponse
+from localcast.control.service import ControlPlane
+from localcast.core.clientip import ClientAddress
 from localcast.core.routes import parse_address
 from localcast.core.steering import rerank, steer
 
@@ -51,9 +53,21 @@ def _urls(base: str, sid: str) -> dict[str, str]:
 async def start_playback(
     body: PlaybackRequest, request: Request, plane: Plane, client: Client
 ) -> Response:
-    """Runs on the event loop (steering is CPU only); the database is read in the threadpool,
-    and only when the stored view is not cached. The body is built as a plain dict (shaped
-    as ``PlaybackResponse``, which documents it) to skip re-validating our own output."""
+    """Documents the endpoint; requests are answered by :mod:`localcast.control.fastpath`,
+    which calls :func:`playback_answer` in front of the framework (this route answers only
+    when the app is mounted under another ASGI app)."""
+    return JSONResponse(await playback_answer(plane, body, client, public_base(request, plane)))
+
+
+async def playback_answer(
+    plane: ControlPlane, body: PlaybackRequest, client: ClientAddress, base: str
+) -> dict[str, Any]:
+    """Start a session: the ``PlaybackResponse`` body, built as a plain dict.
+
+    Runs on the event loop (steering is CPU only); the database is read in the
+    threadpool, and only when the stored view is not cached. The dict is shaped as
+    ``PlaybackResponse`` (which documents it) to skip re-validating our own output.
+    """
     ask = sessions.PlaybackAsk(
         title_id=body.title_id,
         profile_id=body.profile_id,
@@ -70,7 +84,7 @@ async def start_playback(
         resume = await run_in_threadpool(plane.resume_point, ask.profile_id, ask.title_id)
     started = sessions.start_session(plane, ask, client, resume)
     session = started.session
-    urls = _urls(public_base(request, plane), started.session_id)
+    urls = _urls(base, started.session_id)
     bases = {
         p.id: p.base_uri for p in sessions.session_pathways(plane.snapshot, plane.keyring, session)
     }
@@ -86,7 +100,7 @@ async def start_playback(
             ", ".join(p.pathway_id for p in started.decision.pathways),
             started.resume.offset_s,
         )
-    out = {
+    return {
         "session_id": started.session_id,
         "multivariant_url": urls["multivariant"],
         "mpd_url": mpd_url,
@@ -112,7 +126,6 @@ async def start_playback(
         "client_ip_reason": client.reason,
         "snapshot_version": started.decision.snapshot_version,
     }
-    return JSONResponse(out)
 
 
 @router.get("/v1/sessions/{sid}")
