@@ -240,6 +240,42 @@ def test_sessions_of_one_appliance_are_sequenced_and_replaced_separately(env: En
     assert sessions == {PEER: ("established", 2), other: ("active", 5)}
 
 
+def held_routes(env: Env, aid: str = "a1") -> dict[str, tuple[str, list[int]]]:
+    page = env.client.get("/v1/routes", params={"appliance": aid}).json()
+    return {r["prefix"]: (r["peer"], r["as_path"]) for r in page["routes"]}
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["deltas", "index-builds"])
+def test_two_routers_same_prefixes_one_goes_away_the_other_keeps_serving(
+    env: Env, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """The usual redundant set-up: two ISP routers announce the same table to one appliance."""
+    if big:
+        monkeypatch.setattr(route_feed, "FULL_BUILD_AT", 2)
+    other = "127.0.0.3"
+    ok(env, "a1", full(1, route(NET, "198.51.100.0/24", as_path=(64501, 64501))))
+    ok(env, "a1", full(1, route(NET, "198.51.100.0/24"), peer=other))
+    # per prefix, the better route of the two sessions (shorter AS path: the second router)
+    assert held_routes(env) == {NET: (other, [64501]), "198.51.100.0/24": (other, [64501])}
+    # the better router withdraws one prefix: the first router's route is held, not nothing
+    ok(env, "a1", delta(2, 1, withdraw=[NET], peer=other))
+    assert held_routes(env)[NET] == (PEER, [64501, 64501]) and first(env) == "a1"
+    # the better router goes down: every prefix falls back to the other router
+    ok(env, "a1", delta(3, 2, peer=other, state="idle"))
+    assert held_routes(env) == {
+        NET: (PEER, [64501, 64501]),
+        "198.51.100.0/24": (PEER, [64501, 64501]),
+    }
+    assert first(env) == "a1"
+    # it comes back with a full table: its better routes win again
+    ok(env, "a1", full(4, route(NET), peer=other))
+    assert held_routes(env)[NET] == (other, [64501])
+    # both gone: withdrawn
+    ok(env, "a1", delta(5, 4, peer=other, state="active"))
+    ok(env, "a1", delta(2, 1, peer=PEER, state="active"))
+    assert held_routes(env) == {} and first(env) == "ix1"
+
+
 def test_embedded_beats_pni_for_the_same_prefix_and_explain_says_why(env: Env) -> None:
     ok(env, "b1", full(1, route(NET, as_path=(64502,))))
     assert first(env) == "b1"

@@ -235,3 +235,18 @@ def test_the_step_table_follows_the_documented_order() -> None:
     assert [step for step, _ in STEPS] == [s for s in Step if s is not Step.ONLY]
     assert len(_score(bgp("a"), None).key) == len(STEPS)
     assert len(_score(configured("a"), None).key) == len(STEPS)
+
+
+def test_best_path_of_one_appliance_sessions_uses_the_same_steps() -> None:
+    from localcast.core.decision import best_path
+
+    short = bgp_path(64500, peer="192.0.2.2")
+    long = bgp_path(64500, 64500, peer="192.0.2.1")
+    assert best_path([long, short]) is short and best_path([short]) is short
+    preferred = bgp_path(64500, 64500, 64500, local_pref=200, peer="192.0.2.3")
+    assert best_path([short, long, preferred]) is preferred
+    # MED between routes from the same neighbor AS; then router id decides the tie
+    low_med = bgp_path(64500, med=5, peer="192.0.2.9")
+    high_med = bgp_path(64500, med=50, peer="192.0.2.1")
+    assert best_path([high_med, low_med]) is low_med
+    assert best_path([bgp_path(64500, peer="192.0.2.9"), short]) is short

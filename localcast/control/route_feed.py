@@ -22,11 +22,15 @@ Theory of operation:
   sets the session's sequence; a delta applies only when its ``base_seq`` is
   the session's last sequence applied, else nothing changes and the answer
   is ``resync``.
-* **One route per prefix per appliance** (the core's Adj-RIB-In): the last
-  one announced by any of its sessions. Each route carries its session as
-  its :class:`~localcast.core.rib.Peer`, so a withdrawal, a full report or
-  a session going down removes a prefix only where the route held came from
-  that session.
+* **One route per prefix per appliance** (the core's Adj-RIB-In). With one
+  session, that session's route: a withdrawal, a full report or the session
+  going down removes the prefix. With several sessions (an ISP peering the
+  appliance with two routers, the usual redundant set-up), the feed keeps
+  each session's own table for that appliance (from the moment its second
+  session reports) and the appliance holds, per prefix, the best of its
+  sessions' routes by the decision process
+  (:func:`localcast.core.decision.best_path`): one router going away moves
+  the prefix to the other router's route, it does not withdraw it.
 * **Deltas** go through :func:`localcast.core.fleet.with_route_delta` (the
   core's overlay, no rebuild).
 * **A full report** replaces that session's routes: what the session held
@@ -57,6 +61,7 @@ from types import MappingProxyType
 
 from localcast.control.route_schemas import AnnounceGroup, BgpSession, RoutesReport
 from localcast.control.snapshot import SnapshotHolder
+from localcast.core.decision import best_path
 from localcast.core.fleet import FleetSnapshot, with_learned_routes, with_route_delta
 from localcast.core.rib import (
     AdjRibIn,
@@ -195,6 +200,36 @@ def replaced_rib(rib: AdjRibIn, neighbor: str, new: Tables) -> AdjRibIn:
     return AdjRibIn(rib.appliance_id, MappingProxyType(tables[4]), MappingProxyType(tables[6]))
 
 
+def _best_of(
+    tables: Mapping[str, Tables], touched: Mapping[int, set[int]]
+) -> dict[int, dict[int, Path | None]]:
+    """Per touched prefix, the best route over the sessions' tables (None: no session has it).
+
+    Paths are shared by every prefix of an announce group, so the comparison is
+    memoised per combination of paths: a full table costs a dict probe per prefix.
+    """
+    memo: dict[tuple[int, ...], Path] = {}
+    keep: list[tuple[Path, ...]] = []  # the memo's paths stay alive, so their ids stay unique
+    out: dict[int, dict[int, Path | None]] = {4: {}, 6: {}}
+    session_tables = list(tables.values())
+    for v in (4, 6):
+        mine = [t[v] for t in session_tables if t[v]]
+        for key in touched[v]:
+            paths = tuple(p for p in (t.get(key) for t in mine) if p is not None)
+            if not paths:
+                out[v][key] = None
+            elif len(paths) == 1:
+                out[v][key] = paths[0]
+            else:
+                ids = tuple(id(p) for p in paths)
+                best = memo.get(ids)
+                if best is None:
+                    best = memo[ids] = best_path(paths)
+                    keep.append(paths)
+                out[v][key] = best
+    return out
+
+
 # --- the feed ----------------------------------------------------------------------------------
 
 
@@ -207,6 +242,9 @@ class RouteFeed:
         self._states: dict[SessionKey, FeedState] = {}
         self._rebuild_guard = threading.Lock()
         self._rebuilder: threading.Thread | None = None
+        # appliance -> neighbor -> that session's routes; only for appliances whose second
+        # session has reported (with one session the appliance's RIB is that session's table)
+        self._per_session: dict[str, dict[str, Tables]] = {}
 
     def state(self, appliance_id: str, neighbor: str) -> FeedState | None:
         return self._states.get((appliance_id, neighbor))
@@ -238,7 +276,9 @@ class RouteFeed:
                     len(held) if held is not None else 0,
                     snap.version,
                 )
-            if not session.established:
+            if self._several_sessions(appliance_id, session.neighbor):
+                snap, reason = self._ingest_merged(appliance_id, report, received_at)
+            elif not session.established:
                 snap = self._replace(appliance_id, session.neighbor, {4: {}, 6: {}})
                 reason = f"session {session.neighbor} is {session.state}: its routes withdrawn"
             elif report.kind == "delta":
@@ -260,6 +300,86 @@ class RouteFeed:
         return IngestOutcome(
             report.seq, False, reason, len(snap.routes.learned.ribs[appliance_id]), snap.version
         )
+
+    # --- appliances with several sessions --------------------------------------------------------
+
+    def _several_sessions(self, appliance_id: str, neighbor: str) -> bool:
+        """True once a second session of ``appliance_id`` reports (then for good)."""
+        if appliance_id in self._per_session:
+            return True
+        others = [k[1] for k in self._states if k[0] == appliance_id and k[1] != neighbor]
+        if not others:
+            return False
+        rib = self._holder.current.routes.learned.ribs.get(appliance_id, AdjRibIn(appliance_id))
+        self._per_session[appliance_id] = {nb: held_by(rib, nb) for nb in others}
+        return True
+
+    def _ingest_merged(
+        self, appliance_id: str, report: RoutesReport, received_at: float
+    ) -> tuple[FleetSnapshot, str]:
+        """Update the session's own table, then hold the best route of every touched prefix."""
+        session = report.session
+        tables = self._per_session[appliance_id]
+        mine = tables.setdefault(session.neighbor, {4: {}, 6: {}})
+        touched: dict[int, set[int]] = {4: set(), 6: set()}
+        if not session.established or report.kind == "full":
+            new = announced(report, received_at) if session.established else {4: {}, 6: {}}
+            for v in (4, 6):
+                touched[v] = mine[v].keys() | new[v].keys()
+            tables[session.neighbor] = mine = new
+            if session.established:
+                reason = (
+                    f"session {session.neighbor}: full table {report.seq} applied, "
+                    f"{len(new[4]) + len(new[6])} routes"
+                )
+            else:
+                reason = f"session {session.neighbor} is {session.state}: its routes withdrawn"
+        else:
+            new = announced(report, received_at)
+            for v in (4, 6):
+                touched[v].update(new[v])
+                mine[v].update(new[v])
+            for version, key in report.withdraw_keys:
+                if mine[version].pop(key, None) is not None:
+                    touched[version].add(key)
+            reason = (
+                f"session {session.neighbor}: delta {report.seq} applied, "
+                f"{report.route_count} announced, {len(report.withdraw)} withdrawn"
+            )
+        rib = self._holder.current.routes.learned.ribs.get(appliance_id, AdjRibIn(appliance_id))
+        best = _best_of(tables, touched)
+        announce: Tables = {4: {}, 6: {}}
+        withdraw: dict[int, set[int]] = {4: set(), 6: set()}
+        for v in (4, 6):
+            held = rib.table(v)
+            for key, path in best[v].items():
+                if path is None:
+                    if key in held:
+                        withdraw[v].add(key)
+                elif held.get(key) is not path:
+                    announce[v][key] = path
+        changed = sum(len(announce[v]) + len(withdraw[v]) for v in (4, 6))
+        if changed < FULL_BUILD_AT:
+            delta = RouteDelta(
+                MappingProxyType(announce[4]),
+                MappingProxyType(announce[6]),
+                frozenset(withdraw[4]),
+                frozenset(withdraw[6]),
+            )
+            return self._holder.swap(lambda cur: with_route_delta(cur, appliance_id, delta)), reason
+        merged: Tables = {}
+        for v in (4, 6):
+            table = dict(rib.table(v))
+            for key in withdraw[v]:
+                del table[key]
+            table.update(announce[v])
+            merged[v] = table
+        ribs = dict(self._holder.current.routes.learned.ribs)
+        ribs[appliance_id] = AdjRibIn(
+            appliance_id, MappingProxyType(merged[4]), MappingProxyType(merged[6])
+        )
+        fresh = RouteIndex.build(ribs)
+        return self._holder.swap(lambda cur: with_learned_routes(cur, fresh)), reason
 
     def _apply_delta(
         self, appliance_id: str, report: RoutesReport, received_at: float

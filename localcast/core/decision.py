@@ -328,3 +328,23 @@ def client_location(
         return None
     best = min(routed, key=lambda c: (-c.prefix_len, KIND_PREFERENCE[c.site.kind], c.site.id))
     return Location(best.site.lat, best.site.lon, f"site {best.site.id} (its route {best.prefix})")
+
+
+# --- one appliance's sessions ------------------------------------------------------------------
+
+#: The site every path of :func:`best_path` is compared at: only the BGP steps can differ.
+_ONE_SITE = Site("-", SiteKind.EMBEDDED, None, 0.0, 0.0, "UTC")
+
+
+def best_path(paths: Sequence[Path]) -> Path:
+    """The best of one prefix's paths heard by one appliance over several sessions.
+
+    The same decision process as between sites (one implementation): at one
+    site, with one prefix length, only the BGP steps (local pref .. peer
+    address) can tell the paths apart.
+    """
+    if len(paths) == 1:
+        return paths[0]
+    best = order(Candidate(_ONE_SITE, Rule.BGP_ROUTE, None, 0, p) for p in paths)[0]
+    assert best.path is not None
+    return best.path
