@@ -58,7 +58,7 @@ class FakeControlPlane:
         body = json.loads(request.content)
         self.posts.append(body)
         neighbor = body["session"]["neighbor"]
-        if body["kind"] == "full":
+        if body["kind"] == "full" and body["base_seq"] is None:
             self.routes[neighbor] = {}
         elif self.resync_next or body["base_seq"] != self.seq.get(neighbor):
             self.resync_next = False
@@ -199,6 +199,10 @@ async def _scenario() -> None:
         fake.down = False  # back: a full resync, then deltas again
         await until(lambda: fake_view(fake) == rib_view(speaker), "the resync")
         assert fake.posts[posts_before]["kind"] == "full"
+        # that full (4 routes, posts of at most 3) came in two parts: chained, the last says so
+        parts = fake.posts[posts_before : posts_before + 2]
+        assert [(p["kind"], p["more"]) for p in parts] == [("full", True), ("full", False)]
+        assert parts[1]["base_seq"] == parts[0]["seq"] and parts[0]["base_seq"] is None
 
         # the control plane lost track: it asks for a resync
         fake.resync_next = True

@@ -276,6 +276,28 @@ def test_two_routers_same_prefixes_one_goes_away_the_other_keeps_serving(
     assert held_routes(env) == {} and first(env) == "ix1"
 
 
+def test_a_full_in_parts_replaces_the_table_once_at_its_last_part(env: Env) -> None:
+    ok(env, "a1", full(1, route(NET, "198.51.100.0/24")))
+    # a resync in two parts: until the last part, the old table stays whole
+    part1 = {**full(2, route("192.0.2.0/24")), "more": True}
+    out = ok(env, "a1", part1)
+    assert "staged" in out["reason"] and out["seq"] == 2
+    assert set(held_routes(env)) == {NET, "198.51.100.0/24"} and first(env) == "a1"
+    part2 = {**full(3, route(NET)), "base_seq": 2}
+    ok(env, "a1", part2)
+    assert set(held_routes(env)) == {NET, "192.0.2.0/24"}
+    # deltas follow the last part
+    ok(env, "a1", delta(4, 3, withdraw=["192.0.2.0/24"]))
+    # a part that does not follow the staged one: resync, nothing applied
+    ok(env, "a1", {**full(5, route("198.51.101.0/24")), "more": True})
+    r = post(env, "a1", {**full(7, route("198.51.102.0/24")), "base_seq": 6})
+    assert r.status_code == 200 and r.json()["resync"] is True and r.json()["seq"] == 4
+    assert set(held_routes(env)) == {NET}
+    # more is for fulls only
+    r = post(env, "a1", {**delta(5, 4), "more": True})
+    assert r.status_code == 422
+
+
 def test_embedded_beats_pni_for_the_same_prefix_and_explain_says_why(env: Env) -> None:
     ok(env, "b1", full(1, route(NET, as_path=(64502,))))
     assert first(env) == "b1"

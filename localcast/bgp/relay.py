@@ -9,6 +9,7 @@ bearer credential. The JSON contract (what the control plane implements)::
       "kind": "full" | "delta",
       "seq": 8,                 # per (appliance, session), +1 per post
       "base_seq": 7,            # delta: the seq it applies on top of; full: null
+      "more": false,            # full: true when more parts of this full follow
       "sent_at": 1700000000.5,  # appliance wall clock
       "session": {              # the BGP session, as NeighborStatus.as_dict() plus:
         "neighbor": "192.0.2.1", "local_as": 65001, "ebgp": true,
@@ -29,8 +30,11 @@ applies on top of ``base_seq`` (announce replaces, withdraw removes; a
 withdraw of an unknown prefix is a no-op). The control plane answers 200
 ``{"seq": N, "resync": false}``; ``"resync": true`` or 409 (it lost track,
 e.g. ``base_seq`` is not what it holds) makes the relay send a full again.
-A large full is split: the first post is ``full``, the rest are deltas on
-top of it. Sessions that go down send their withdrawals as a delta with
+A large full is split into parts: every part is a ``full`` with
+``more: true`` but the last, and each part after the first carries the
+previous part's seq as ``base_seq``; the control plane stages the parts and
+replaces the session's routes once, at the last part (no moment with only
+part of the table). Sessions that go down send their withdrawals as a delta with
 ``state`` no longer ``established``. When the control plane is unreachable
 the relay keeps retrying with backoff, and sends a full for every session
 once it is back (what it missed was coalesced, not queued).
@@ -267,17 +271,18 @@ class Relay:
     ) -> None:
         session = self.speaker.sessions[neighbor]
         peer_as = session.neighbor.remote_as
-        for i, (part_a, part_w) in enumerate(_chunks(announce, withdraw, self.limit)):
-            this_kind = kind if i == 0 else "delta"
-            base = None if this_kind == "full" else self.seq.get(neighbor, 0)
+        parts = _chunks(announce, withdraw, self.limit)
+        for i, (part_a, part_w) in enumerate(parts):
+            base = None if kind == "full" and i == 0 else self.seq.get(neighbor, 0)
             seq = self.seq.get(neighbor, 0) + 1
             status = session.status().as_dict()
             status.update(neighbor=neighbor, local_as=self.speaker.config.local_as)
             status["ebgp"] = session.ebgp
             body = {
-                "kind": this_kind,
+                "kind": kind,
                 "seq": seq,
                 "base_seq": base,
+                "more": kind == "full" and i < len(parts) - 1,
                 "sent_at": self.wall(),
                 "session": status,
                 "announce": [

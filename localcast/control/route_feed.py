@@ -95,6 +95,15 @@ class FeedState:
     session: BgpSession
 
 
+@dataclass
+class _Staged:
+    """The parts of a full report received so far (mutable: private to the feed)."""
+
+    seq: int
+    tables: Tables
+    parts: int = 0
+
+
 @dataclass(frozen=True)
 class IngestOutcome:
     seq: int
@@ -245,6 +254,7 @@ class RouteFeed:
         # appliance -> neighbor -> that session's routes; only for appliances whose second
         # session has reported (with one session the appliance's RIB is that session's table)
         self._per_session: dict[str, dict[str, Tables]] = {}
+        self._staging: dict[SessionKey, _Staged] = {}  # fulls arriving in parts
 
     def state(self, appliance_id: str, neighbor: str) -> FeedState | None:
         return self._states.get((appliance_id, neighbor))
@@ -276,23 +286,40 @@ class RouteFeed:
                     len(held) if held is not None else 0,
                     snap.version,
                 )
+            full: Tables | None = None
+            if report.kind == "full" and session.established:
+                staged = self._stage(key, report, received_at)
+                if isinstance(staged, str):  # a part kept for later, or out of sequence
+                    snap = self._holder.current
+                    held = snap.routes.learned.ribs.get(appliance_id)
+                    resync = key not in self._staging
+                    applied = prev.seq if prev is not None else 0
+                    return IngestOutcome(
+                        applied if resync else report.seq,
+                        resync,
+                        staged,
+                        len(held) if held is not None else 0,
+                        snap.version,
+                    )
+                full = staged
+            else:
+                self._staging.pop(key, None)
             if self._several_sessions(appliance_id, session.neighbor):
-                snap, reason = self._ingest_merged(appliance_id, report, received_at)
+                snap, reason = self._ingest_merged(appliance_id, report, full, received_at)
             elif not session.established:
                 snap = self._replace(appliance_id, session.neighbor, {4: {}, 6: {}})
                 reason = f"session {session.neighbor} is {session.state}: its routes withdrawn"
-            elif report.kind == "delta":
+            elif full is None:
                 snap = self._apply_delta(appliance_id, report, received_at)
                 reason = (
                     f"session {session.neighbor}: delta {report.seq} applied, "
                     f"{report.route_count} announced, {len(report.withdraw)} withdrawn"
                 )
             else:
-                new = announced(report, received_at)
-                snap = self._replace(appliance_id, session.neighbor, new)
+                snap = self._replace(appliance_id, session.neighbor, full)
                 reason = (
                     f"session {session.neighbor}: full table {report.seq} applied, "
-                    f"{len(new[4]) + len(new[6])} routes"
+                    f"{len(full[4]) + len(full[6])} routes"
                 )
             self._states[key] = FeedState(report.seq, now, report.sent_at, session)
         if snap.routes.learned.needs_rebuild:
@@ -300,6 +327,38 @@ class RouteFeed:
         return IngestOutcome(
             report.seq, False, reason, len(snap.routes.learned.ribs[appliance_id]), snap.version
         )
+
+    def _stage(self, key: SessionKey, report: RoutesReport, received_at: float) -> Tables | str:
+        """The whole table of a full report, or why there is none yet.
+
+        A one-post full is its own table. The parts of a full in parts are
+        gathered here; the table is returned at the last part. A part that
+        does not follow the staged one drops the staging (the answer is
+        then a resync, see :meth:`ingest`).
+        """
+        if not report.more and report.base_seq is None:
+            self._staging.pop(key, None)
+            return announced(report, received_at)
+        staged = self._staging.get(key)
+        if report.base_seq is None:
+            staged = self._staging[key] = _Staged(0, {4: {}, 6: {}})
+        elif staged is None or staged.seq != report.base_seq:
+            self._staging.pop(key, None)
+            have = "none" if staged is None else str(staged.seq)
+            return (
+                f"session {key[1]}: full part from base {report.base_seq}, staged part {have}: "
+                "send the full report again"
+            )
+        part = announced(report, received_at)
+        for v in (4, 6):
+            staged.tables[v].update(part[v])
+        staged.seq = report.seq
+        staged.parts += 1
+        if report.more:
+            count = len(staged.tables[4]) + len(staged.tables[6])
+            return f"session {key[1]}: full part {staged.parts} staged ({count} routes so far)"
+        del self._staging[key]
+        return staged.tables
 
     # --- appliances with several sessions --------------------------------------------------------
 
@@ -315,15 +374,15 @@ class RouteFeed:
         return True
 
     def _ingest_merged(
-        self, appliance_id: str, report: RoutesReport, received_at: float
+        self, appliance_id: str, report: RoutesReport, full: Tables | None, received_at: float
     ) -> tuple[FleetSnapshot, str]:
         """Update the session's own table, then hold the best route of every touched prefix."""
         session = report.session
         tables = self._per_session[appliance_id]
         mine = tables.setdefault(session.neighbor, {4: {}, 6: {}})
         touched: dict[int, set[int]] = {4: set(), 6: set()}
-        if not session.established or report.kind == "full":
-            new = announced(report, received_at) if session.established else {4: {}, 6: {}}
+        if not session.established or full is not None:
+            new = full if full is not None else {4: {}, 6: {}}
             for v in (4, 6):
                 touched[v] = mine[v].keys() | new[v].keys()
             tables[session.neighbor] = mine = new

@@ -4,6 +4,7 @@
 contract of :mod:`localcast.bgp.relay` (one BGP session per report)::
 
     {"kind": "full" | "delta", "seq": 8, "base_seq": 7,    # per (appliance, session)
+     "more": false,                                         # a full in parts: more follow
      "sent_at": 1700000000.5,                               # appliance wall clock
      "session": {"neighbor": "127.0.0.2", "local_as": 65001, "ebgp": true,
                  "state": "established", "remote_as": 65002,
@@ -213,7 +214,11 @@ class AnnounceGroup(_Strict):
 
 
 class RoutesReport(_Strict):
-    """One session's whole Adj-RIB-In (``kind="full"``) or a change since ``base_seq``."""
+    """One session's whole Adj-RIB-In (``kind="full"``) or a change since ``base_seq``.
+
+    A full in parts: the first part has no ``base_seq``, each next part the
+    previous part's ``seq``; every part but the last says ``more``.
+    """
 
     kind: Literal["full", "delta"]
     seq: int = Field(ge=1)
@@ -222,11 +227,14 @@ class RoutesReport(_Strict):
     session: BgpSession
     announce: list[AnnounceGroup] = Field(default_factory=list)
     withdraw: PrefixList = Field(default_factory=Prefixes)
+    more: bool = False  # a full sent in parts: true on every part but the last
 
     @model_validator(mode="after")
     def _delta_has_base(self) -> RoutesReport:
         if self.kind == "delta" and self.base_seq is None:
             raise ValueError("base_seq is required for a delta")
+        if self.kind == "delta" and self.more:
+            raise ValueError("more is for the parts of a full report")
         if self.kind == "full" and self.withdraw:
             raise ValueError("a full report replaces the session's routes: withdraw must be empty")
         return self
