@@ -1,9 +1,10 @@
 """`localcast control ...`: run and administer the control plane.
 
-``serve`` runs the HTTP API; ``migrate``, ``apply``, ``import-titles`` and
-``credential`` work on the database directly (a running server picks the
-change up within ``[control] refresh_interval_s``); ``reporter`` runs the
-appliance-side register + heartbeat loop for a store directory.
+``serve`` runs the HTTP API; ``migrate``, ``apply``, ``import-titles``,
+``credential``, ``release`` and ``fill plan|status|links`` work on the
+database directly (a running server picks the change up within ``[control]
+refresh_interval_s``); ``reporter`` runs the appliance-side register +
+heartbeat loop for a store directory.
 Heavy imports happen inside the commands, so ``localcast --help`` stays fast.
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -39,6 +42,15 @@ def register(app: typer.Typer) -> None:
     control_app.command("import-titles")(import_titles)
     control_app.command("credential")(credential)
     control_app.command("reporter")(reporter)
+    control_app.command("release")(release)
+    fill_app = typer.Typer(
+        help="Proactive fill: plan the manifests, show progress and per-link bytes.",
+        no_args_is_help=True,
+    )
+    fill_app.command("plan")(fill_plan)
+    fill_app.command("status")(fill_status)
+    fill_app.command("links")(fill_links)
+    control_app.add_typer(fill_app, name="fill")
     app.add_typer(control_app, name="control")
 
 
@@ -203,3 +215,178 @@ def reporter(
     store_dir = store or st.config.paths.store
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_reporter(url, appliance, secret, store_dir, interval))
+
+
+# --- proactive fill ------------------------------------------------------------------------------
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def parse_when(text: str) -> float:
+    """Unix seconds, or an ISO 8601 date-time (UTC when it names no zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is neither unix seconds nor an ISO 8601 date-time "
+            "(e.g. 2026-03-01T20:00:00+01:00)"
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def release(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(help="Title id.")],
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Release time: unix seconds or ISO 8601 (UTC if no zone)."),
+    ] = None,
+    expected: Annotated[
+        float | None,
+        typer.Option(help="Expected sessions per day in each region.", min=0),
+    ] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="A region it is released in (repeat; default: all)."),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the scheduled release.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Schedule a title's release (placed ahead of it), or --clear it."""
+    from localcast.control.errors import ControlError
+    from localcast.core.forecast import Release
+
+    if not clear and (at is None or expected is None):
+        raise fail("give --at and --expected (or --clear)", 2)
+    when = 0.0
+    if at is not None:
+        try:
+            when = parse_when(at)
+        except ValueError as exc:
+            raise fail(f"--at: {exc}", 2) from exc
+    plane = _plane(ctx, database_url)
+    try:
+        if clear:
+            plane.clear_release(title)
+            typer.echo(f"release of {title} cleared")
+            return
+        assert expected is not None
+        regions = tuple(dict.fromkeys(region)) if region else None
+        plane.set_release(Release(title, when, expected, regions))
+    except ControlError as exc:
+        raise fail(exc.reason) from exc
+    finally:
+        plane.close()
+    stamp = dt.datetime.fromtimestamp(when, dt.UTC).isoformat()
+    where = ", ".join(regions) if regions else "every region"
+    typer.echo(f"release of {title} at {stamp}: {expected:g} sessions/day in {where}")
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def fill_plan(
+    ctx: typer.Context, as_json: AsJson = False, database_url: DatabaseUrl = None
+) -> None:
+    """Forecast demand, place titles and store each appliance's fill manifest now."""
+    plane = _plane(ctx, database_url)
+    try:
+        out = plane.plan_fills()
+    finally:
+        plane.close()
+    if as_json:
+        _echo_json(
+            {
+                "day": out.day,
+                "appliances": out.appliances,
+                "changed": list(out.changed),
+                "churn": out.churn,
+                "left_out": {k: list(v) for k, v in out.left_out.items()},
+                "seconds": out.seconds,
+            }
+        )
+        return
+    changed = ", ".join(out.changed) or "none"
+    typer.echo(
+        f"day {out.day}: {out.appliances} manifest(s), changed: {changed}; "
+        f"churn {out.churn} title copies; {out.seconds:.3f} s"
+    )
+    for site_id, titles in sorted(out.left_out.items()):
+        typer.echo(f"left out at {site_id} (no room): {', '.join(titles)}")
+
+
+def fill_status(
+    ctx: typer.Context, as_json: AsJson = False, database_url: DatabaseUrl = None
+) -> None:
+    """Fill progress per site and appliance: titles and bytes wanted vs held, state, alarm."""
+    plane = _plane(ctx, database_url)
+    try:
+        view = plane.fills.progress(plane.clock())
+    finally:
+        plane.close()
+    if as_json:
+        _echo_json(view)
+        return
+    if not view["planned"]:
+        typer.echo("no fill plan yet: run `localcast control fill plan`")
+    for site in view["sites"]:
+        w = site["window"]
+        typer.echo(
+            f"site {site['site_id']} ({site['kind']}, region {site['region']}): window "
+            f"{w['spec']} {w['tz']} {'open' if w['open'] else 'closed'}; "
+            f"{_size(site['bytes_held'])} of {_size(site['bytes_wanted'])}"
+        )
+        for a in site["appliances"]:
+            state = a["state"] or "no report"
+            line = (
+                f"  {a['appliance_id']} v{a['version']}: {a['titles_held']}/{a['titles_wanted']} "
+                f"titles, {_size(a['bytes_held'])} of {_size(a['bytes_wanted'])}, {state}"
+            )
+            if a["alarm"]:
+                line += f" ALARM: {a['alarm']}"
+            typer.echo(line)
+
+
+def fill_links(
+    ctx: typer.Context,
+    as_json: AsJson = False,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="With the crossings of each file.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Fill bytes per link (source site -> site) and how often each file crossed it."""
+    plane = _plane(ctx, database_url)
+    try:
+        rows = plane.fills.links(detail or as_json)
+    finally:
+        plane.close()
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        typer.echo("no fill transfers reported yet")
+    for r in rows:
+        typer.echo(
+            f"{r['from_site']} -> {r['to_site']} ({r['from_kind']}): {r['files']} file(s), "
+            f"{_size(r['bytes'])}, {r['transfers']} transfer(s), "
+            f"at most {r['max_crossings']} per file"
+        )
+        if detail:
+            for key, n in sorted(r["crossings"].items()):
+                typer.echo(f"  {key}: {n}")

@@ -12,6 +12,12 @@ Map of the package (one concept per module):
 * ``app``           FastAPI assembly; routes live in ``*_api`` modules and ``playback``
 * ``server``        running it under uvicorn
 * ``reporter``      the appliance-side register + heartbeat task
+* ``demand``        playback sessions per (day, region, title), counted in memory, flushed
+* ``steering_stats`` playback decisions by outcome (embedded ... origin, content/health miss)
+* ``fills``         :class:`FillService`: demand flush, planning, agent manifests and reports
+* ``fill_plan``, ``fill_manifest``, ``fill_progress``, ``fill_state``  the fill's pure parts
+  (forecast + placement -> manifests; the agent's manifest; progress, links, live regions)
+* ``fill_api``, ``fill_schemas``  the fill routes and bodies
 
 Decisions (steering, liveness, resume, view writes, sessions) are pure
 functions in :mod:`localcast.core`; this package feeds them and serves them.

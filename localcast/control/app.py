@@ -5,7 +5,10 @@ the caller) and adds nothing global. While the app runs, a background task
 calls :meth:`ControlPlane.refresh` every ``refresh_interval_s`` so that a
 topology applied or titles imported by another process (``localcast control
 apply``) reach the snapshot: one tiny query per interval, never one per
-playback request.
+playback request. The same task then runs ``plane.fills.tick``
+(:class:`~localcast.control.fills.FillService`): the playback demand counted
+in memory goes to the database, and the fill is planned again when the
+configuration changed or a new UTC day began.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from localcast import __version__
 from localcast.control import (
     appliances_api,
     catalog_api,
+    fill_api,
     playback,
     routes_api,
     topology_api,
@@ -45,6 +49,10 @@ async def _refresh_forever(plane: ControlPlane) -> None:
             await asyncio.to_thread(plane.refresh)
         except Exception:  # keep serving from the last good snapshot
             log.exception("snapshot refresh failed; serving snapshot v%d", plane.snapshot.version)
+        try:  # demand to the database; a fill plan when something changed or a day began
+            await asyncio.to_thread(plane.fills.tick)
+        except Exception:  # keep the last manifests
+            log.exception("fill tick failed; agents keep their manifests")
 
 
 def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
@@ -86,7 +94,15 @@ def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
             "titles": len(snap.catalog),
         }
 
-    for module in (playback, views_api, appliances_api, routes_api, catalog_api, topology_api):
+    for module in (
+        playback,
+        views_api,
+        appliances_api,
+        routes_api,
+        catalog_api,
+        topology_api,
+        fill_api,
+    ):
         app.include_router(module.router)
     app.include_router(watch_router(hlsjs_path()))
     return app

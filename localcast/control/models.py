@@ -22,6 +22,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -94,6 +95,8 @@ class SiteRow(Base):
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     tz: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str | None] = mapped_column(ID, nullable=True)
+    fill_window: Mapped[str] = mapped_column(String(32), server_default="02:00-14:00")
 
 
 class SitePrefix(Base):
@@ -125,6 +128,8 @@ class ApplianceRow(Base):
     disk_used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     disk_free_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     inventory_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    appliance_class: Mapped[str] = mapped_column(String(16), server_default="storage")
+    fill_bps: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class InventoryRow(Base):
@@ -180,6 +185,84 @@ class ViewRow(Base):
     client_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# --- proactive fill ------------------------------------------------------------------------------
+
+
+class TitleRelease(Base):
+    """A scheduled release: the title is placed before ``release_at`` (forecast boost)."""
+
+    __tablename__ = "title_releases"
+    title_id: Mapped[str] = mapped_column(
+        ForeignKey("titles.id", ondelete="CASCADE"), primary_key=True
+    )
+    release_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expected_sessions: Mapped[float] = mapped_column(Float)
+    regions: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # None: every region
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class DemandDaily(Base):
+    """Playback sessions started per UTC day, popularity region and title (no FK: history)."""
+
+    __tablename__ = "demand_daily"
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region: Mapped[str] = mapped_column(ID, primary_key=True)
+    title_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    sessions: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class FillManifestRow(Base):
+    """What one appliance should hold: the latest versioned placement."""
+
+    __tablename__ = "fill_manifests"
+    appliance_id: Mapped[str] = mapped_column(
+        ForeignKey("appliances.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    titles: Mapped[list[str]] = mapped_column(JSON)
+    day: Mapped[int] = mapped_column(Integer)
+    generated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class FillStatusRow(Base):
+    """The fill agent's last reported state (``filling``, ``idle``, ``alarm``, ...)."""
+
+    __tablename__ = "fill_status"
+    appliance_id: Mapped[str] = mapped_column(
+        ForeignKey("appliances.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    alarm: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class FillTransfer(Base):
+    """One file an appliance fetched, from where: the per-link byte accounting.
+
+    Source site and kind are resolved when reported, so the record survives a
+    topology change. A report retried after a lost answer is not stored twice
+    (same appliance, file, source and completion time).
+    """
+
+    __tablename__ = "fill_transfers"
+    __table_args__ = (
+        UniqueConstraint("appliance_id", "title_id", "name", "source_id", "completed_at"),
+        Index("ix_fill_transfers_site_id", "site_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    appliance_id: Mapped[str] = mapped_column(ID)
+    site_id: Mapped[str] = mapped_column(ID)
+    title_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(80))
+    source_id: Mapped[str] = mapped_column(ID)
+    source_site: Mapped[str] = mapped_column(ID)
+    source_kind: Mapped[str] = mapped_column(String(16))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    completed_at: Mapped[float] = mapped_column(Float)
+    reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 def utc(ts: float) -> dt.datetime:

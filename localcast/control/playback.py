@@ -83,6 +83,7 @@ async def playback_answer(
     if resume is None:
         resume = await run_in_threadpool(plane.resume_point, ask.profile_id, ask.title_id)
     started = sessions.start_session(plane, ask, client, resume)
+    plane.count_playback(started.decision)  # demand + steering outcome, in memory
     session = started.session
     urls = _urls(base, started.session_id)
     bases = {

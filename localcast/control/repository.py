@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from localcast.control.models import (
     ApplianceRow,
+    DemandDaily,
+    FillManifestRow,
+    FillStatusRow,
+    FillTransfer,
     InventoryRow,
     Meta,
     Partner,
@@ -23,6 +28,7 @@ from localcast.control.models import (
     SitePrefix,
     SiteRow,
     TitleFile,
+    TitleRelease,
     TitleRow,
     ViewRow,
     unix,
@@ -36,26 +42,29 @@ from localcast.control.topology import (
     TopologyPlan,
 )
 from localcast.core.fleet import ApplianceState, Health, Load
+from localcast.core.forecast import DemandRecord, Release
 from localcast.core.inventory import Inventory, freeze
+from localcast.core.placement import ApplianceManifest
 from localcast.core.views import ViewRecord
 from localcast.media.manifest import TitleManifest
 
 GENERATION = "config_generation"
+FILL_GENERATION = "fill_generation"  # bumped when stored fill manifests change
 
 
 # --- the configuration generation ----------------------------------------------------------
 
 
-def generation(s: Session) -> int:
+def generation(s: Session, key: str = GENERATION) -> int:
     """Bumped by every topology apply and title import, by any process on this database."""
-    row = s.get(Meta, GENERATION)
+    row = s.get(Meta, key)
     return row.value if row else 0
 
 
-def bump_generation(s: Session) -> int:
-    row = s.get(Meta, GENERATION)
+def bump_generation(s: Session, key: str = GENERATION) -> int:
+    row = s.get(Meta, key)
     if row is None:
-        row = Meta(key=GENERATION, value=0)
+        row = Meta(key=key, value=0)
         s.add(row)
     row.value += 1
     return row.value
@@ -78,12 +87,29 @@ def load_fleet_config(s: Session) -> FleetConfig:
         },
         sites={
             r.id: SiteState(
-                r.id, r.kind, r.partner_id, r.lat, r.lon, r.tz, frozenset(prefixes.get(r.id, ()))
+                r.id,
+                r.kind,
+                r.partner_id,
+                r.lat,
+                r.lon,
+                r.tz,
+                frozenset(prefixes.get(r.id, ())),
+                r.region,
+                r.fill_window,
             )
             for r in s.scalars(select(SiteRow))
         },
         appliances={
-            a.id: ApplianceConfig(a.id, a.site_id, a.base_url, a.disk_bytes, a.gbps, a.drained)
+            a.id: ApplianceConfig(
+                a.id,
+                a.site_id,
+                a.base_url,
+                a.disk_bytes,
+                a.gbps,
+                a.drained,
+                a.appliance_class,
+                a.fill_bps,
+            )
             for a in s.scalars(select(ApplianceRow))
         },
     )
@@ -108,6 +134,7 @@ def _put_site(s: Session, site: SiteState) -> None:
         site.lon,
         site.tz,
     )
+    row.region, row.fill_window = site.region, site.fill_window
     s.execute(delete(SitePrefix).where(SitePrefix.site_id == site.id))
     s.add_all(SitePrefix(site_id=site.id, prefix=p) for p in sorted(site.prefixes))
 
@@ -136,6 +163,7 @@ def _put_appliance(
         a.gbps,
         a.drained,
     )
+    row.appliance_class, row.fill_bps = a.appliance_class, a.fill_bps
     if credential_hash is not None:
         row.credential_hash = credential_hash
 
@@ -146,6 +174,8 @@ def apply_plan(
     """Execute ``plan`` in reference order: what points at a row goes before it does."""
     for aid in plan.appliances.remove:
         s.execute(delete(InventoryRow).where(InventoryRow.appliance_id == aid))
+        s.execute(delete(FillManifestRow).where(FillManifestRow.appliance_id == aid))
+        s.execute(delete(FillStatusRow).where(FillStatusRow.appliance_id == aid))
         s.execute(delete(ApplianceRow).where(ApplianceRow.id == aid))
     s.flush()
     for p in (*plan.partners.create, *plan.partners.update):
@@ -354,3 +384,247 @@ def save_view(s: Session, record: ViewRecord) -> None:
     row.platform = record.platform
     row.client_time = record.client_time
     row.updated_at = utc(record.updated_at)
+
+
+# --- proactive fill: releases, demand, manifests, agent reports ------------------------------
+
+
+def all_releases(s: Session) -> dict[str, Release]:
+    return {
+        r.title_id: Release(
+            title_id=r.title_id,
+            release_at=unix(r.release_at) or 0.0,
+            expected_sessions=r.expected_sessions,
+            regions=None if r.regions is None else tuple(r.regions),
+        )
+        for r in s.scalars(select(TitleRelease))
+    }
+
+
+def put_release(s: Session, release: Release, now: float) -> None:
+    row = s.get(TitleRelease, release.title_id)
+    if row is None:
+        row = TitleRelease(title_id=release.title_id)
+        s.add(row)
+    row.release_at = utc(release.release_at)
+    row.expected_sessions = release.expected_sessions
+    row.regions = None if release.regions is None else list(release.regions)
+    row.updated_at = utc(now)
+
+
+def delete_release(s: Session, title_id: str) -> bool:
+    row = s.get(TitleRelease, title_id)
+    if row is None:
+        return False
+    s.delete(row)
+    return True
+
+
+DemandKey = tuple[int, str, str]  # (day, region, title_id)
+
+
+def add_demand(s: Session, sessions: Mapping[DemandKey, int]) -> None:
+    """Add session counts to ``demand_daily`` (an upsert: several processes may add)."""
+    if not sessions:
+        return
+    rows = [
+        {"day": d, "region": r, "title_id": t, "sessions": n, "bytes": 0}
+        for (d, r, t), n in sessions.items()
+    ]
+    dialect = s.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(DemandDaily)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["day", "region", "title_id"],
+            set_={"sessions": DemandDaily.sessions + ins.excluded.sessions},
+        )
+        s.execute(stmt, rows)
+        return
+    for (d, r, t), n in sessions.items():  # portable fallback
+        row = s.get(DemandDaily, (d, r, t))
+        if row is None:
+            s.add(DemandDaily(day=d, region=r, title_id=t, sessions=n, bytes=0))
+        else:
+            row.sessions += n
+
+
+def demand_since(s: Session, first_day: int) -> list[DemandRecord]:
+    return [
+        DemandRecord(
+            day=r.day,
+            region=r.region,
+            title_id=r.title_id,
+            sessions=float(r.sessions),
+            bytes=float(r.bytes),
+        )
+        for r in s.scalars(select(DemandDaily).where(DemandDaily.day >= first_day))
+    ]
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    manifest: ApplianceManifest
+    generated_at: float
+
+
+def all_fill_manifests(s: Session) -> dict[str, StoredManifest]:
+    return {
+        r.appliance_id: StoredManifest(
+            ApplianceManifest(
+                appliance_id=r.appliance_id,
+                version=r.version,
+                titles=frozenset(r.titles),
+                day=r.day,
+            ),
+            unix(r.generated_at) or 0.0,
+        )
+        for r in s.scalars(select(FillManifestRow))
+    }
+
+
+def save_fill_manifests(
+    s: Session, manifests: Mapping[str, StoredManifest], keep: frozenset[str]
+) -> None:
+    """Write ``manifests`` (new or changed ones) and delete stored ones not in ``keep``."""
+    s.execute(delete(FillManifestRow).where(FillManifestRow.appliance_id.not_in(keep)))
+    for aid, stored in manifests.items():
+        m = stored.manifest
+        row = s.get(FillManifestRow, aid)
+        if row is None:
+            row = FillManifestRow(appliance_id=aid)
+            s.add(row)
+        row.version = m.version
+        row.titles = sorted(m.titles)
+        row.day = m.day
+        row.generated_at = utc(stored.generated_at)
+
+
+@dataclass(frozen=True)
+class FillStatus:
+    state: str
+    alarm: str | None
+    reported_at: float
+
+
+def save_fill_status(
+    s: Session, appliance_id: str, state: str, alarm: str | None, now: float
+) -> None:
+    row = s.get(FillStatusRow, appliance_id)
+    if row is None:
+        row = FillStatusRow(appliance_id=appliance_id)
+        s.add(row)
+    row.state, row.alarm, row.reported_at = state, alarm, utc(now)
+
+
+def all_fill_status(s: Session) -> dict[str, FillStatus]:
+    return {
+        r.appliance_id: FillStatus(r.state, r.alarm, unix(r.reported_at) or 0.0)
+        for r in s.scalars(select(FillStatusRow))
+    }
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One fetched file, with both ends resolved to sites."""
+
+    appliance_id: str
+    site_id: str
+    title_id: str
+    name: str
+    source_id: str
+    source_site: str
+    source_kind: str  # peer | tier | origin
+    bytes: int
+    completed_at: float
+
+
+def add_transfers(s: Session, transfers: list[Transfer], now: float) -> int:
+    """Store ``transfers``, skipping ones already stored (a retried report); how many new."""
+    if not transfers:
+        return 0
+    seen: set[tuple[str, str, str, str, float]] = set()
+    for appliance_id in {t.appliance_id for t in transfers}:
+        times = [t.completed_at for t in transfers if t.appliance_id == appliance_id]
+        q = select(
+            FillTransfer.title_id,
+            FillTransfer.name,
+            FillTransfer.source_id,
+            FillTransfer.completed_at,
+        ).where(
+            FillTransfer.appliance_id == appliance_id,
+            FillTransfer.completed_at >= min(times),
+            FillTransfer.completed_at <= max(times),
+        )
+        seen.update((appliance_id, t, n, src, at) for t, n, src, at in s.execute(q))
+    stored = 0
+    for t in transfers:
+        key = (t.appliance_id, t.title_id, t.name, t.source_id, t.completed_at)
+        if key in seen:
+            continue
+        seen.add(key)
+        s.add(
+            FillTransfer(
+                appliance_id=t.appliance_id,
+                site_id=t.site_id,
+                title_id=t.title_id,
+                name=t.name,
+                source_id=t.source_id,
+                source_site=t.source_site,
+                source_kind=t.source_kind,
+                bytes=t.bytes,
+                completed_at=t.completed_at,
+                reported_at=utc(now),
+            )
+        )
+        stored += 1
+    return stored
+
+
+def fill_bytes_by_kind(s: Session) -> dict[str, dict[str, int]]:
+    """Appliance id -> source kind -> bytes fetched."""
+    out: dict[str, dict[str, int]] = {}
+    q = select(
+        FillTransfer.appliance_id, FillTransfer.source_kind, func.sum(FillTransfer.bytes)
+    ).group_by(FillTransfer.appliance_id, FillTransfer.source_kind)
+    for aid, kind, total in s.execute(q):
+        out.setdefault(aid, {})[kind] = int(total or 0)
+    return out
+
+
+@dataclass(frozen=True)
+class LinkCrossing:
+    """How many times one file crossed one link (source site -> site), and its bytes."""
+
+    source_site: str
+    site_id: str
+    source_kind: str
+    title_id: str
+    name: str
+    count: int
+    bytes: int
+
+
+def link_crossings(s: Session) -> list[LinkCrossing]:
+    q = (
+        select(
+            FillTransfer.source_site,
+            FillTransfer.site_id,
+            FillTransfer.source_kind,
+            FillTransfer.title_id,
+            FillTransfer.name,
+            func.count(),
+            func.sum(FillTransfer.bytes),
+        )
+        .group_by(
+            FillTransfer.source_site,
+            FillTransfer.site_id,
+            FillTransfer.source_kind,
+            FillTransfer.title_id,
+            FillTransfer.name,
+        )
+        .order_by(FillTransfer.source_site, FillTransfer.site_id)
+    )
+    return [
+        LinkCrossing(src, dst, kind, t, n, int(c), int(b or 0))
+        for src, dst, kind, t, n, c, b in s.execute(q)
+    ]

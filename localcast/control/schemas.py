@@ -212,6 +212,13 @@ class RenditionOut(BaseModel):
     segments: int
 
 
+class ReleaseOut(BaseModel):
+    title_id: str
+    release_at: float
+    expected_sessions: float
+    regions: list[str] | None
+
+
 class TitleOut(BaseModel):
     id: str
     name: str
@@ -221,6 +228,8 @@ class TitleOut(BaseModel):
     files: int
     renditions: list[RenditionOut]
     appliances_holding: list[str]
+    release: ReleaseOut | None = None
+    live_regions: list[str] = []
 
 
 class TitleImported(BaseModel):

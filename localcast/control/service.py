@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +32,8 @@ from localcast.control import credentials as creds
 from localcast.control import repository as repo
 from localcast.control.db import make_engine, migrate, session_factory
 from localcast.control.errors import Conflict, NotFound, Unauthorized
+from localcast.control.fill_schemas import FillReport
+from localcast.control.fills import FillPlanOutcome, FillService
 from localcast.control.geoip import GeoIpLocator
 from localcast.control.models import ApplianceRow, Profile, utc
 from localcast.control.route_feed import IngestOutcome, RouteFeed
@@ -41,9 +44,11 @@ from localcast.control.topology import TopologyPlan, TopologySpec, desired_state
 from localcast.core import health as core_health
 from localcast.core.clientip import parse_trusted
 from localcast.core.fleet import ApplianceState, FleetSnapshot, Load, empty_snapshot, with_appliance
+from localcast.core.forecast import Release
 from localcast.core.geo import Locate
 from localcast.core.inventory import Delta, Inventory, apply_delta
 from localcast.core.routes import IPNetwork
+from localcast.core.steering import SteeringDecision
 from localcast.core.tokens import Keyring
 from localcast.core.views import Resume, ViewRecord, ViewVerdict, ViewWrite, decide_view_write
 from localcast.core.views import resume_point as core_resume_point
@@ -136,6 +141,7 @@ class ControlPlane:
         )
         self._view_cache_lock = threading.Lock()
         self._view_writes = 0
+        self.fills = FillService(settings, self.sessions, self.holder, keyring, clock)
 
     @classmethod
     def open(
@@ -156,6 +162,10 @@ class ControlPlane:
         return plane
 
     def close(self) -> None:
+        try:
+            self.fills.flush_demand()
+        except Exception:  # the database may be gone; the counts are lost, not the shutdown
+            log.exception("could not write the last demand counts")
         self.routes.wait_rebuild()
         if self._geoip is not None:
             self._geoip.close()
@@ -174,6 +184,7 @@ class ControlPlane:
             snap = self.holder.swap(
                 lambda old: build_snapshot(s, old.version + 1, old.routes.learned)
             )
+            self.fills.load(s)
             self._generation_seen = gen
         log.info(
             "snapshot v%d: %d site(s), %d appliance(s), %d title(s), %d route(s)",
@@ -259,6 +270,39 @@ class ControlPlane:
         if good:
             self.import_manifests(good)
         return report
+
+    # --- proactive fill --------------------------------------------------------------------------
+
+    def plan_fills(self, now: float | None = None) -> FillPlanOutcome:
+        """Forecast, place and store the fill manifests now (see :mod:`localcast.control.fills`)."""
+        return self.fills.plan(self.clock() if now is None else now)
+
+    def count_playback(self, decision: SteeringDecision) -> None:
+        """Count a successful playback decision (demand, steering outcome): memory only."""
+        self.fills.count(decision, self.snapshot, self.clock())
+
+    def set_release(self, release: Release) -> None:
+        """Schedule (or replace) a title's release; the next plan places it ahead of time."""
+        with self.holder.lock, self.sessions.begin() as s:
+            self.fills.put_release(s, release, self.clock())
+            repo.bump_generation(s)
+        self.reload()
+
+    def clear_release(self, title_id: str) -> None:
+        with self.holder.lock, self.sessions.begin() as s:
+            self.fills.delete_release(s, title_id)
+            repo.bump_generation(s)
+        self.reload()
+
+    def fill_manifest(self, appliance_id: str, secret: str | None) -> dict[str, Any]:
+        self.authenticate(appliance_id, secret)
+        return self.fills.manifest(appliance_id, self.clock())
+
+    def fill_report(
+        self, appliance_id: str, secret: str | None, report: FillReport
+    ) -> tuple[int, int]:
+        self.authenticate(appliance_id, secret)
+        return self.fills.report(appliance_id, report, self.clock())
 
     # --- appliances -----------------------------------------------------------------------------
 

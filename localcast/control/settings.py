@@ -15,6 +15,15 @@ Example::
     per_site = 2
     admin_token = "..."                      # if set, topology/title writes need it as bearer
     geoip_database = "/var/lib/GeoLite2-City.mmdb"  # MaxMind-format file locating clients
+    fill_wait_s = 600            # an agent waits this long per hop for a nearer planned copy
+    fill_max_tier_sites = 2      # IX/PNI sites tried before the origin
+    fill_ratio = 0.9             # placement uses at most this share of each appliance's disk
+    fill_replica_share = 0.05    # a title with this share of a site's demand goes everywhere
+    fill_floor_sessions = 0.0    # every catalog title's least demand (sessions/day); > 0 places
+                                 # a small catalog like a demanded one (replicated)
+    fill_token_ttl_s = 86400     # fill URLs handed to agents stay valid this long
+    live_min_sites = 1           # a title is live in a region once this many of its sites...
+    live_min_copies = 1          # ...hold it complete on at least this many appliances
 
 Without ``geoip_database``, steering places a client at the site whose route
 matched it best (see :mod:`localcast.core.decision`). Command-line options
@@ -52,6 +61,14 @@ class ControlSettings(BaseModel):
     refresh_interval_s: float = Field(default=1.0, gt=0, le=60)
     admin_token: str | None = Field(default=None, min_length=16)
     geoip_database: str | None = Field(default=None, min_length=1)
+    fill_wait_s: float = Field(default=600.0, gt=0, le=7 * 86400)
+    fill_max_tier_sites: int = Field(default=2, ge=0, le=64)
+    fill_ratio: float = Field(default=0.9, gt=0, le=1)
+    fill_replica_share: float = Field(default=0.05, gt=0, le=1)
+    fill_floor_sessions: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    fill_token_ttl_s: int = Field(default=86400, ge=60, le=30 * 86400)
+    live_min_sites: int = Field(default=1, ge=1)
+    live_min_copies: int = Field(default=1, ge=1)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -49,6 +49,7 @@ def appliance_from_row(
     row: ApplianceRow, inventory: Inventory, catalog: Mapping[str, CatalogTitle]
 ) -> Appliance:
     required = {t: c.required_files for t, c in catalog.items()}
+    complete = complete_titles(inventory, required)
     return Appliance(
         id=row.id,
         site_id=row.site_id,
@@ -58,9 +59,12 @@ def appliance_from_row(
         state=ApplianceState(row.state),
         drained=row.drained,
         health=repo.row_health(row),
-        titles=complete_titles(inventory, required),
+        titles=complete,
         file_count=sum(len(f) for f in inventory.values()),
         load=repo.row_load(row),
+        appliance_class=row.appliance_class,
+        fill_bps=row.fill_bps,
+        titles_partial=frozenset(t for t in inventory if t in required and t not in complete),
     )
 
 
@@ -71,7 +75,17 @@ def build_snapshot(s: Session, version: int, learned: RouteIndex | None = None) 
     routes: list[Route] = []
     for rec in repo.all_sites(s):
         r = rec.row
-        sites[r.id] = Site(r.id, SiteKind(r.kind), r.partner_id, r.lat, r.lon, r.tz, rec.prefixes)
+        sites[r.id] = Site(
+            r.id,
+            SiteKind(r.kind),
+            r.partner_id,
+            r.lat,
+            r.lon,
+            r.tz,
+            rec.prefixes,
+            region=r.region,
+            fill_window=r.fill_window,
+        )
         routes += [Route(ipaddress.ip_network(p), r.id) for p in rec.prefixes]
     inventories = repo.all_inventories(s)
     appliances = {

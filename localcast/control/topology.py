@@ -6,6 +6,13 @@ file are created or updated, entities missing from it are removed, and
 applying the same file twice changes nothing. Every validation error names
 the field (``sites[2].tz: unknown IANA time zone 'Europe/Pariss'``).
 
+Fill fields: a site's ``fill_window`` (``"HH:MM-HH:MM"`` site-local, default
+``02:00-14:00``, may wrap midnight) and ``region`` (the popularity feed it
+shares with other sites; default its own id); an appliance's ``class``
+(``storage``, ``flash``, ``small``: its fill rate cap, see
+:data:`localcast.core.fillwindow.APPLIANCE_CLASSES`) and ``fill_mbps`` (an
+override of that cap).
+
 This module is pure: parsing, validation and :func:`plan` (the diff between
 the state in the database and the file). The repository executes plans.
 """
@@ -27,14 +34,19 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from localcast.control.validation import describe
+from localcast.core.fillwindow import APPLIANCE_CLASSES, parse_window
 from localcast.core.fleet import SiteKind
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 GB = 10**9
+MBIT = 10**6
+DEFAULT_FILL_WINDOW = "02:00-14:00"
+DEFAULT_CLASS = "storage"
 T = TypeVar("T")
 
 
@@ -59,6 +71,8 @@ class SiteSpec(_Strict):
     lon: float = Field(ge=-180, le=180)
     tz: str
     prefixes: list[str] = []
+    region: Ident | None = None
+    fill_window: str = DEFAULT_FILL_WINDOW
 
     @field_validator("tz")
     @classmethod
@@ -80,14 +94,34 @@ class SiteSpec(_Strict):
                 raise ValueError(f"[{i}] {p!r} is not a network prefix: {exc}") from exc
         return out
 
+    @field_validator("fill_window")
+    @classmethod
+    def _window(cls, value: str, info: ValidationInfo) -> str:
+        parse_window(value, str(info.data.get("tz") or "UTC"))  # ValueError names the problem
+        return value.strip()
+
 
 class ApplianceSpec(_Strict):
+    """An appliance; ``class`` in the file is ``appliance_class`` here (a Python keyword)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     id: Ident
     site: str
     url: str
     disk_gb: float = Field(gt=0)
     gbps: float = Field(gt=0)
     drained: bool = False
+    appliance_class: str = Field(default=DEFAULT_CLASS, alias="class")
+    fill_mbps: float | None = Field(default=None, gt=0, le=10**6, allow_inf_nan=False)
+
+    @field_validator("appliance_class")
+    @classmethod
+    def _known_class(cls, value: str) -> str:
+        if value not in APPLIANCE_CLASSES:
+            known = ", ".join(sorted(APPLIANCE_CLASSES))
+            raise ValueError(f"unknown appliance class {value!r} (known: {known})")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -183,6 +217,8 @@ class SiteState:
     lon: float
     tz: str
     prefixes: frozenset[str]
+    region: str | None = None
+    fill_window: str = DEFAULT_FILL_WINDOW
 
 
 @dataclass(frozen=True)
@@ -193,6 +229,8 @@ class ApplianceConfig:
     disk_bytes: int
     gbps: float
     drained: bool
+    appliance_class: str = DEFAULT_CLASS
+    fill_bps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -209,12 +247,29 @@ def desired_state(spec: TopologySpec) -> FleetConfig:
         partners={p.name: PartnerState(p.name, frozenset(p.asns)) for p in spec.partners},
         sites={
             s.id: SiteState(
-                s.id, s.kind.value, s.partner, s.lat, s.lon, s.tz, frozenset(s.prefixes)
+                s.id,
+                s.kind.value,
+                s.partner,
+                s.lat,
+                s.lon,
+                s.tz,
+                frozenset(s.prefixes),
+                s.region,
+                s.fill_window,
             )
             for s in spec.sites
         },
         appliances={
-            a.id: ApplianceConfig(a.id, a.site, a.url, int(a.disk_gb * GB), a.gbps, a.drained)
+            a.id: ApplianceConfig(
+                a.id,
+                a.site,
+                a.url,
+                int(a.disk_gb * GB),
+                a.gbps,
+                a.drained,
+                a.appliance_class,
+                None if a.fill_mbps is None else a.fill_mbps * MBIT,
+            )
             for a in spec.appliances
         },
     )

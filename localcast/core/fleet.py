@@ -65,6 +65,13 @@ class Site:
     lon: float
     tz: str
     prefixes: tuple[str, ...] = ()
+    region: str | None = None  # popularity feed shared with other sites; None: the site's own
+    fill_window: str = "02:00-14:00"  # site-local off-peak hours when its appliances fill
+
+    @property
+    def region_id(self) -> str:
+        """The site's popularity region: ``region`` when set, else the site id."""
+        return self.region or self.id
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,9 @@ class Appliance:
     titles: frozenset[str] = frozenset()  # titles held complete
     file_count: int = 0
     load: Load = field(default_factory=Load)
+    appliance_class: str = "storage"  # hardware class: sets the default fill rate cap
+    fill_bps: float | None = None  # fill rate cap override, bits/s
+    titles_partial: frozenset[str] = frozenset()  # titles with some, not all, files held
 
 
 @dataclass(frozen=True)
