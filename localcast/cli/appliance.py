@@ -1,7 +1,12 @@
-"""`localcast appliance serve`: the appliance's HTTP data plane (supervisor + workers)."""
+"""`localcast appliance serve|fill`: the appliance's HTTP data plane (supervisor + workers)
+and its fill agent (fetches the fill manifest, downloads, verifies, reports)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +23,7 @@ from localcast.keyfile import KeyfileError, load_keyring
 def register(app: typer.Typer) -> None:
     appliance_app = typer.Typer(help="Run a content appliance.", no_args_is_help=True)
     appliance_app.command("serve")(serve)
+    appliance_app.command("fill")(fill)
     app.add_typer(appliance_app, name="appliance")
 
 
@@ -100,3 +106,96 @@ def serve(
     code = supervisor.run(announce)
     if code:
         raise typer.Exit(code)
+
+
+CREDENTIAL_ENV = "LOCALCAST_CREDENTIAL"
+
+
+def fill(
+    ctx: typer.Context,
+    appliance: Annotated[str, typer.Option(help="Appliance id.")],
+    control_url: Annotated[
+        str | None,
+        typer.Option(help="Control plane URL (default: the control config's listen and port)."),
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Store directory (default paths.store).")
+    ] = None,
+    credential_file: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"File holding the bearer secret (else ${CREDENTIAL_ENV}, "
+            "else <home>/credentials/ID.secret)."
+        ),
+    ] = None,
+    refresh: Annotated[float, typer.Option(help="Manifest refresh, seconds.")] = 60.0,
+    retry: Annotated[
+        float, typer.Option(help="Seconds before asking again after a failed manifest.")
+    ] = 10.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Files downloaded at once.")] = 4,
+    reserve_mb: Annotated[
+        float, typer.Option(min=0, help="Free space (MB) the fill leaves on the filesystem.")
+    ] = 256.0,
+    timeout: Annotated[float, typer.Option(help="HTTP timeout per read, seconds.")] = 30.0,
+    backoff_max: Annotated[
+        float, typer.Option(min=0.1, help="Longest rest of a failed source (per file), seconds.")
+    ] = 60.0,
+    keep_unlisted: Annotated[
+        bool,
+        typer.Option("--keep-unlisted", help="Never delete titles the manifest does not list."),
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="One pass, print its outcome, exit (1 on alarm).")
+    ] = False,
+) -> None:
+    """Fill the store from the control plane's fill manifest until interrupted."""
+    from localcast.appliance.fill import AgentSettings, FillState, run_fill_agent
+    from localcast.control.credentials import CredentialStore
+    from localcast.control.settings import load_settings
+
+    st = state(ctx)
+    url = control_url
+    if url is None:
+        try:
+            settings = load_settings(st.config)
+        except ConfigError as exc:
+            raise fail(str(exc), 2) from exc
+        url = f"http://{settings.listen}:{settings.port}"
+    if credential_file is not None:
+        try:
+            secret: str | None = credential_file.read_text().strip() or None
+        except OSError as exc:
+            raise fail(f"cannot read {credential_file}: {exc}") from exc
+    else:
+        secret = os.environ.get(CREDENTIAL_ENV) or CredentialStore(
+            st.config.paths.home / "credentials"
+        ).read(appliance)
+    if secret is None:
+        raise fail(f"no credential for {appliance}: pass --credential-file or set {CREDENTIAL_ENV}")
+    agent_settings = AgentSettings(
+        refresh_s=refresh,
+        retry_s=retry,
+        concurrency=concurrency,
+        reserve_bytes=int(reserve_mb * 1e6),
+        backoff_max_s=backoff_max,
+        delete_unlisted=not keep_unlisted,
+    )
+    if st.log_level.lower() != "debug":  # a line per file fetched is for debugging
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    store_dir = (store or st.config.paths.store).resolve()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    run = run_fill_agent(url, appliance, secret, store_dir, agent_settings, timeout, once)
+    result = None
+    with contextlib.suppress(KeyboardInterrupt):
+        result = asyncio.run(run)
+    if once:
+        if result is None:
+            raise fail("no usable fill manifest (see the log)")
+        typer.echo(
+            f"fill {result.state}: {result.files} files stored ({result.bytes} bytes), "
+            f"{result.missing} missing"
+            + (f", deleted {', '.join(result.deleted)}" if result.deleted else "")
+            + (f"; alarm: {result.alarm}" if result.alarm else "")
+        )
+        if result.state is FillState.ALARM:
+            raise typer.Exit(1)
