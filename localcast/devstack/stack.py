@@ -21,8 +21,13 @@ Each appliance (``appliance serve`` with its workers, and its reporter) is one
 process group: :meth:`LocalStack.kill` is a power cut (SIGKILL to the group),
 :meth:`LocalStack.stop_appliance` a clean stop.
 
-Placement is a plain copy of the title directory into each store (published
-by rename, so a reporter never sees half a title); fills come later.
+Placement, two ways. With ``fill=True`` each appliance (but the origin ones)
+also runs its fill agent (``localcast appliance fill``) and
+:meth:`LocalStack.publish` imports the title, asks the control plane for a
+fill plan and waits until every appliance holds what its manifest lists: the
+planner decides where the title goes. Without, :meth:`LocalStack.publish`
+copies the title directory into the stores named (published by rename, so a
+reporter never sees half a title): tests that need an exact placement.
 """
 
 from __future__ import annotations
@@ -100,8 +105,12 @@ class LocalStack:
         reporter_interval_s: float = 0.5,
         log_level: str = "info",
         start_timeout_s: float = 30.0,
+        fill: bool = False,
+        fill_refresh_s: float = 1.0,
     ) -> None:
         self.root = root
+        self.fill = fill
+        self.fill_refresh_s = fill_refresh_s
         self.spec = spec
         self.workers = workers
         self.reporter_interval_s = reporter_interval_s
@@ -156,6 +165,17 @@ class LocalStack:
         self._start_appliances()
         credentials = self._apply_topology()
         self._start_reporters(credentials)
+        self.wait_alive()
+
+    def wait_alive(self, appliance_ids: Iterable[str] | None = None) -> None:
+        """Wait until the control plane counts each appliance alive (registered, heartbeating)."""
+        wanted = set(self._ids(appliance_ids))
+
+        def alive() -> bool:
+            fleet = self._http.get(f"{self.control_url}/v1/appliances").json()
+            return wanted <= {a["id"] for a in fleet if a.get("alive")}
+
+        wait_until(alive, f"{', '.join(sorted(wanted))} alive", self.start_timeout_s)
 
     def close(self) -> None:
         """Stop every process this stack started (appliances first, then the control plane)."""
@@ -222,6 +242,15 @@ class LocalStack:
             argv = localcast_argv(node.home, *report, log_level=self.log_level)
             log = self.logs / f"{node.id}-reporter.log"
             node.procs.append(spawn(f"{node.id}-reporter", argv, log, group=node.procs[0].pgid))
+            if self.fill and not node.spec.serves_origin:
+                agent = [
+                    *("appliance", "fill", "--appliance", node.id, "--store", str(node.store)),
+                    *("--control-url", self.control_url, "--refresh", f"{self.fill_refresh_s:g}"),
+                    *("--retry", f"{self.fill_refresh_s:g}"),
+                ]
+                argv = localcast_argv(node.home, *agent, log_level=self.log_level)
+                log = self.logs / f"{node.id}-fill.log"
+                node.procs.append(spawn(f"{node.id}-fill", argv, log, group=node.procs[0].pgid))
 
     # --- content ---------------------------------------------------------------------------
 
@@ -268,12 +297,57 @@ class LocalStack:
         wait_until(ready, f"{', '.join(sorted(wanted))} alive and holding {title_id}", timeout_s)
 
     def publish(self, title_id: str, appliance_ids: Iterable[str] | None = None) -> list[str]:
-        """Import, place and wait until steering can use every appliance holding the title."""
+        """Import, place and wait until steering can use every appliance holding the title.
+
+        With fills on and no ``appliance_ids``: the planner places it
+        (:meth:`fill_titles`); the ids it went to, origin ones excluded.
+        Otherwise: a copy onto ``appliance_ids`` (default every appliance).
+        """
+        if self.fill and appliance_ids is None:
+            return self.fill_titles([title_id])[title_id]
         ids = list(self._ids(appliance_ids))
         self.import_title(title_id)
         placed = self.place(title_id, ids)
         self.wait_serving(title_id, ids)
         return placed
+
+    def plan_fills(self) -> dict[str, Any]:
+        """``POST /v1/fill/plan``: a new plan now (agents pick it up on their next refresh)."""
+        resp = self._http.post(f"{self.control_url}/v1/fill/plan")
+        if resp.status_code != 200:
+            raise StackError(f"fill plan refused: HTTP {resp.status_code} {resp.text[:300]}")
+        out: dict[str, Any] = resp.json()
+        return out
+
+    def fill_progress(self) -> dict[str, Any]:
+        resp = self._http.get(f"{self.control_url}/v1/fill/progress")
+        resp.raise_for_status()
+        out: dict[str, Any] = resp.json()
+        return out
+
+    def fill_titles(
+        self, title_ids: Iterable[str], timeout_s: float = 60.0
+    ) -> dict[str, list[str]]:
+        """Import ``title_ids``, plan, and wait until every appliance holds all its manifest lists
+        (and the control plane has seen it); per title, the non-origin appliances holding it."""
+        if not self.fill:
+            raise StackError("this stack runs no fill agents (LocalStack(..., fill=True))")
+        wanted = list(title_ids)
+        for title_id in wanted:
+            self.import_title(title_id)
+        self.plan_fills()
+
+        def settled() -> bool:
+            rows = [a for site in self.fill_progress()["sites"] for a in site["appliances"]]
+            return bool(rows) and all(a["version"] > 0 and a["complete"] for a in rows)
+
+        wait_until(settled, "every appliance holding its fill manifest", timeout_s)
+        origin = {n.id for n in self.appliances.values() if n.spec.serves_origin}
+        out = {}
+        for title_id in wanted:
+            title = self._http.get(f"{self.control_url}/v1/titles/{title_id}").json()
+            out[title_id] = sorted(set(title.get("appliances_holding", ())) - origin)
+        return out
 
     def _ids(self, appliance_ids: Iterable[str] | None) -> Iterator[str]:
         ids = list(self.appliances) if appliance_ids is None else list(appliance_ids)
