@@ -58,7 +58,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert run.returncode == 0, out + run.stderr
     for line in (
         "ingested demo: 240p, 360p, 480p, 720p + audio, 12 segments of 2 s",
-        "by a plain copy of the title directory (fills come later)",
+        "ahead of release; origin-1 serves the origin store",
+        "fill origin -> ix-ams (origin): ",
+        "fill ix-ams -> isp-demo-par (tier): ",
+        "fill isp-demo-par -> isp-demo-par (peer): ",
+        "each file at most 1x",
         "players run 2x real time",
         "inside, stops halfway: alice plays from 127.0.1.10",
         "inside, stops halfway: ok (0.0 s -> 12.0 s, 0 rebuffers, 0 failovers)",

@@ -112,7 +112,8 @@ def demo_cmd(
 
     Generates and ingests a short video, starts the control plane, two
     appliances embedded in a demo ISP (127.0.1.0/24), one at an IX and the
-    origin; places the title; plays it from inside the ISP (stop halfway,
+    origin; fills the title onto the appliances ahead of its release (origin ->
+    IX -> ISP site, then peer); plays it from inside the ISP (stop halfway,
     resume, SIGKILL of the serving appliance mid-play) and from outside
     (served by the IX); prints the QoE of each session.
     """

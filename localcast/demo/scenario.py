@@ -5,8 +5,11 @@
 2. start the stack (:mod:`localcast.devstack`): the control plane, two
    appliances embedded in the demo ISP (prefix 127.0.1.0/24), one at an IX
    site, and the origin appliance as every client's last resort;
-3. place the title on the appliances (a plain copy for now: fills come
-   later) and wait until the control plane sees them holding it;
+3. schedule the title's release (in an hour, with an expected audience), so
+   the control plane's fill plan places it before release: every appliance's
+   fill agent fetches it, origin -> IX once, IX -> the ISP's site once, the
+   second embedded appliance from its peer; wait until the control plane sees
+   them holding it;
 4. play, as real player sessions bound to loopback source addresses:
    a subscriber inside the ISP stops halfway; the same subscriber resumes
    from the stored offset while the appliance serving it is SIGKILLed with
@@ -21,6 +24,7 @@ raises. What is said along the way goes to a :class:`Narrator`.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,8 @@ from localcast.player import PlayerEvent, PlayerTuning, QoeReport, play
 
 TITLE_ID = "demo"
 TITLE_NAME = "Localcast demo (testsrc2)"
+RELEASE_IN_S = 3600.0  # the title is scheduled for release in an hour...
+EXPECTED_SESSIONS = 1000.0  # ...to this many sessions a day in every region
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def run_demo(
     cfg.root.mkdir(parents=True, exist_ok=True)
     say.step(f"generating a {cfg.duration_s:g} s {cfg.width}x{cfg.height} test video (ffmpeg)")
     source = make_test_source(cfg.root / "source.mp4", cfg.duration_s, cfg.width, cfg.height)
-    with LocalStack(cfg.root / "stack", DEMO_SPEC) as stack:
+    with LocalStack(cfg.root / "stack", DEMO_SPEC, fill=True, fill_refresh_s=0.5) as stack:
         say.step(f"control plane at {stack.control_url}")
         for node in stack.appliances.values():
             site = DEMO_SPEC.site_of(node.id)
@@ -98,13 +104,22 @@ def run_demo(
             f"of {cfg.segment_s:g} s, {manifest.total_bytes / 1e6:.1f} MB "
             f"in {done.elapsed_s:.1f} s"
         )
-        placed = stack.publish(TITLE_ID)
+        release = (time.time() + RELEASE_IN_S, EXPECTED_SESSIONS)
+        placed = stack.fill_titles([TITLE_ID], release=release)[TITLE_ID]
         origin_nodes = [n.id for n in stack.appliances.values() if n.spec.serves_origin]
         say.step(
-            f"placed {TITLE_ID} on {', '.join(placed)} by a plain copy of the title directory "
-            f"(fills come later); {', '.join(origin_nodes)} serves the origin store; "
-            "the control plane sees them all alive and holding it"
+            f"released in {RELEASE_IN_S / 3600:g} h to {EXPECTED_SESSIONS:g} expected sessions "
+            f"a day: the fill plan placed {TITLE_ID} on {', '.join(placed)} ahead of release; "
+            f"{', '.join(origin_nodes)} serves the origin store"
         )
+        for link in sorted(
+            stack.fill_links(), key=lambda x: (x["from_kind"] != "origin", x["to_site"])
+        ):
+            say.step(
+                f"fill {link['from_site']} -> {link['to_site']} ({link['from_kind']}): "
+                f"{link['files']} files, {link['bytes'] / 1e6:.1f} MB, "
+                f"each file at most {link['max_crossings']}x"
+            )
         result = DemoResult(hosts=_hosts(stack), root=cfg.root)
         result.watch_url = f"{stack.control_url}/watch/{TITLE_ID}?profile=viewer"
         say.step(

@@ -325,16 +325,36 @@ class LocalStack:
         out: dict[str, Any] = resp.json()
         return out
 
+    def fill_links(self) -> list[dict[str, Any]]:
+        """``GET /v1/fill/links``: fill bytes and files per link (source site -> site)."""
+        resp = self._http.get(f"{self.control_url}/v1/fill/links")
+        resp.raise_for_status()
+        out: list[dict[str, Any]] = resp.json()
+        return out
+
+    def release(self, title_id: str, release_at: float, expected_sessions: float) -> None:
+        """Schedule ``title_id``'s release (``PUT /v1/titles/{id}/release``, every region)."""
+        body = {"release_at": release_at, "expected_sessions": expected_sessions}
+        resp = self._http.put(f"{self.control_url}/v1/titles/{title_id}/release", json=body)
+        if resp.status_code != 200:
+            raise StackError(f"release refused: HTTP {resp.status_code} {resp.text[:300]}")
+
     def fill_titles(
-        self, title_ids: Iterable[str], timeout_s: float = 60.0
+        self,
+        title_ids: Iterable[str],
+        timeout_s: float = 60.0,
+        release: tuple[float, float] | None = None,
     ) -> dict[str, list[str]]:
-        """Import ``title_ids``, plan, and wait until every appliance holds all its manifest lists
-        (and the control plane has seen it); per title, the non-origin appliances holding it."""
+        """Import ``title_ids`` (each released at ``release = (at, expected sessions)`` when
+        given), plan, and wait until every appliance holds all its manifest lists (and the
+        control plane has seen it); per title, the non-origin appliances holding it."""
         if not self.fill:
             raise StackError("this stack runs no fill agents (LocalStack(..., fill=True))")
         wanted = list(title_ids)
         for title_id in wanted:
             self.import_title(title_id)
+            if release is not None:
+                self.release(title_id, *release)
         self.plan_fills()
 
         def settled() -> bool:
