@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from localcast.cli import appliance, bgp, control, demo, keys, media, player
+from localcast.cli import appliance, bgp, control, demo, keys, media, player, sim
 from localcast.cli.state import CliState
 from localcast.config import ConfigError, load_config
 from localcast.logs import setup_logging
@@ -51,6 +51,7 @@ player.register(app)
 control.register(app)
 demo.register(app)
 bgp.register(app)
+sim.register(app)
 
 
 def main() -> None:
