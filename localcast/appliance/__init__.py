@@ -9,9 +9,10 @@ Layout (functional core, thin shell):
 * state with I/O: ``store`` (in-memory index of the store), ``smallcache``
   (small objects in RAM), ``fdcache`` (open files for sendfile), ``mapcache``
   (memory maps for small ranges of big files), ``tokencache`` (memoised token
-  verdicts), ``accesslog`` (buffered log and counters), ``settings``
-  (defaults, config, options), ``state`` (what one worker's connections
-  share, and its periodic tick);
+  verdicts), ``accesslog`` (buffered log and counters), ``metrics`` (the
+  counters as Prometheus families, published each second, ``/metrics``),
+  ``settings`` (defaults, config, options), ``state`` (what one worker's
+  connections share, and its periodic tick);
 * the shell: ``http`` (asyncio protocol executing plans with ``os.sendfile``),
   ``worker`` (one event loop on an ``SO_REUSEPORT`` socket), ``supervisor``
   (forks and restarts workers), ``launch`` (start one from code or tests).

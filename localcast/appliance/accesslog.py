@@ -1,4 +1,4 @@
-"""The access log (one line per request, buffered) and the per-status counters.
+"""The access log (one line per request, buffered) and the worker's counters.
 
 Lines are appended to a buffer and written with one ``write`` when it holds
 ``flush_bytes`` or when the worker's periodic tick calls :meth:`AccessLog.flush`
@@ -16,31 +16,97 @@ Text line: ``ts client method path status bytes duration_ms``; JSON (``--log-jso
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
 from pathlib import Path
 
-from localcast.core.tokens import SEPARATOR, VERSION
+from localcast.core.tokens import FILL_PREFIX, SEPARATOR, VERSION
 
 _TOKEN_PREFIX = "/" + VERSION + SEPARATOR
+_FILL_TOKEN_BYTES = (_TOKEN_PREFIX + FILL_PREFIX).encode()
+_SEP_AT = len(_TOKEN_PREFIX) - 1  # "/lc1~": where a token's first separator sits
+_SEP = ord(SEPARATOR)
+_FILL_AT = len(_TOKEN_PREFIX)  # the first byte of the key id
+_F = ord(FILL_PREFIX[0])
+
+# Request kinds, by the target's first path component: a fill credential's token (key id
+# ``fill-...``, ``core.tokens.is_fill_kid``), another token, or none at all (/healthz,
+# /metrics, probes). Token-shaped is ``/xxx~`` (``lc1~`` and the like): what the plan
+# would check as a token, a malformed one included. Decided with byte compares, not
+# ``startswith``: measured (callgrind) the same instructions as counting by status alone.
+VIEWER, FILL, OTHER = "viewer", "fill", "other"
+KINDS = (VIEWER, FILL, OTHER)
+
+
+def request_kind(target: bytes) -> str:
+    """The kind of a request, from its raw target (see above)."""
+    if len(target) <= _SEP_AT or target[_SEP_AT] != _SEP:
+        return OTHER
+    return FILL if target.startswith(_FILL_TOKEN_BYTES) else VIEWER
 
 
 class Counters:
-    """Requests and body bytes per status code, for this process."""
+    """This process's counts: plain numbers, updated on the hot path with no I/O.
+
+    ``viewer``, ``fill``, ``other``: status -> [requests, body bytes] of each
+    request kind; ``refusals``: (reason code, kind) -> token refusals;
+    ``sendfile_errors``: errno name -> count; ``connections``: accepted.
+    """
 
     def __init__(self) -> None:
-        self.requests: dict[int, int] = {}
-        self.bytes: dict[int, int] = {}
+        self.viewer: dict[int, list[int]] = {}
+        self.fill: dict[int, list[int]] = {}
+        self.other: dict[int, list[int]] = {}
+        self.refusals: dict[tuple[str, str], int] = {}
+        self.sendfile_errors: dict[str, int] = {}
+        self.connections = 0
 
-    def add(self, status: int, body_bytes: int) -> None:
-        self.requests[status] = self.requests.get(status, 0) + 1
-        self.bytes[status] = self.bytes.get(status, 0) + body_bytes
+    def add(self, status: int, body_bytes: int, target: bytes = b"") -> None:
+        """One response; its kind read off ``target`` as :func:`request_kind` does (inline)."""
+        d = self.other
+        try:
+            if target[_SEP_AT] == _SEP:
+                d = self.viewer
+                if target[_FILL_AT] == _F and target.startswith(_FILL_TOKEN_BYTES):
+                    d = self.fill
+        except IndexError:
+            pass
+        try:
+            c = d[status]
+            c[0] += 1
+            c[1] += body_bytes
+        except KeyError:
+            d[status] = [1, body_bytes]
+
+    @property
+    def responses(self) -> dict[tuple[int, str], list[int]]:
+        """(status, kind) -> [requests, body bytes]."""
+        out: dict[tuple[int, str], list[int]] = {}
+        for kind, d in ((VIEWER, self.viewer), (FILL, self.fill), (OTHER, self.other)):
+            for status, c in d.items():
+                out[(status, kind)] = c
+        return out
+
+    def refused(self, reason: str, kind: str) -> None:
+        key = (reason, kind)
+        self.refusals[key] = self.refusals.get(key, 0) + 1
+
+    def sendfile_error(self, exc: OSError) -> None:
+        name = errno.errorcode.get(exc.errno, "other") if exc.errno else "short_file"
+        self.sendfile_errors[name] = self.sendfile_errors.get(name, 0) + 1
 
     def snapshot(self) -> dict[str, dict[str, int]]:
+        """Requests and body bytes per status (every kind), as /healthz shows them."""
+        requests: dict[int, int] = {}
+        body: dict[int, int] = {}
+        for (status, _), (n, b) in self.responses.items():
+            requests[status] = requests.get(status, 0) + n
+            body[status] = body.get(status, 0) + b
         return {
-            "requests": {str(k): v for k, v in sorted(self.requests.items())},
-            "bytes": {str(k): v for k, v in sorted(self.bytes.items())},
+            "requests": {str(k): v for k, v in sorted(requests.items())},
+            "bytes": {str(k): v for k, v in sorted(body.items())},
         }
 
 

@@ -35,7 +35,7 @@ from typing import cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from localcast.appliance.entry import FileEntry
-from localcast.appliance.plan import Request, ResponsePlan, error_plan, plan
+from localcast.appliance.plan import Refusal, Request, ResponsePlan, error_plan, plan
 from localcast.appliance.state import ServerState
 
 log = logging.getLogger("localcast.appliance")
@@ -125,6 +125,7 @@ class HttpConnection(asyncio.Protocol):
             return
         self.out_fd = self.out.fileno()
         self.server.connections.add(self)
+        self.server.counters.connections += 1
         self._set_deadline(_IDLE, time.monotonic() + self.settings.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
@@ -293,6 +294,8 @@ class HttpConnection(asyncio.Protocol):
     ) -> None:
         head = p.head
         f = p.file
+        if p.status == 403 and isinstance(p, Refusal):
+            self.server.refused(target, p.reason)
         if f is None:
             body: bytes | memoryview = p.body
         elif f.entry.size <= self._small_max:
@@ -401,9 +404,17 @@ class HttpConnection(asyncio.Protocol):
                         bufs[0] = memoryview(bufs[0])[n:]
                         n = 0
             while self._file_left:
-                n = os.sendfile(self.out_fd, self._file_fd, self._file_off, self._file_left)
+                try:
+                    n = os.sendfile(self.out_fd, self._file_fd, self._file_off, self._file_left)
+                except BlockingIOError:
+                    raise
+                except OSError as exc:
+                    self.server.counters.sendfile_error(exc)
+                    raise
                 if n == 0:
-                    raise OSError("file shorter than indexed")
+                    short = OSError("file shorter than indexed")
+                    self.server.counters.sendfile_error(short)
+                    raise short
                 self._file_off += n
                 self._file_left -= n
                 self._cur_sent += n

@@ -16,10 +16,14 @@ Order of checks, and what each answers:
 2. a request body (we never read one): 400 (or 405) and close;
 3. ``OPTIONS``: CORS preflight, 204, no token needed (browsers send none);
    other methods than GET/HEAD: 405;
-4. ``/healthz``: 200 JSON;
+4. ``/healthz``: 200 JSON; ``/metrics``: the Prometheus text exposition to
+   clients in the allow list, 403 to others (no token involved);
 5. three components ``/<token>/<title_id>/<file>``, else 404 (403 if it is
    a ``<title_id>/<sha256>.<ext>`` path without a token);
-6. token (``core.tokens.verify`` over ``[title_id, file]``): 403;
+6. token (``core.tokens.verify`` over ``[title_id, file]``): 403, as a
+   :class:`Refusal` naming why (a short code from :data:`REFUSALS`, counted);
+   503 for a new session while the control plane is lost
+   (:mod:`localcast.appliance.admission`);
 7. store lookup: 404; the index only ever holds ``<sha256>.<ext>`` files of
    ``TITLE_ID_RE`` directories, so every other name is a 404 here;
 8. ``If-None-Match`` -> 304; ``Range`` (unless ``If-Range`` differs) -> 206
@@ -32,6 +36,7 @@ only with ``Connection: keep-alive``).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -59,6 +64,7 @@ class StoreView(Protocol):
 
 
 VerifyFn = Callable[[str, Sequence[str], float, "str | None"], TokenCheck]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def keyring_verifier(keyring: Keyring) -> VerifyFn:
@@ -78,6 +84,8 @@ class PlanContext:
     verify: VerifyFn
     cors: CorsPolicy
     health: Callable[[], bytes]  # the /healthz JSON body
+    metrics: Callable[[], bytes] | None = None  # the /metrics body; None: no /metrics
+    metrics_allow: tuple[Network, ...] = ()  # clients that may read /metrics
 
 
 @dataclass(slots=True)
@@ -130,6 +138,16 @@ class ResponsePlan:
         return None
 
 
+@dataclass(slots=True)
+class Refusal(ResponsePlan):
+    """A 403 for a request's token (missing or not valid); ``reason`` a :data:`REFUSALS` code.
+
+    A subclass, so that the plans of every other answer carry nothing more.
+    """
+
+    reason: str = "other"
+
+
 _200 = STATUS_LINES[200]
 _206 = STATUS_LINES[206]
 _CLOSE = b"Connection: close\r\n"
@@ -137,6 +155,42 @@ _KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
 _TEXT = b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
 _JSON = b"Content-Type: application/json\r\nCache-Control: no-store\r\n"
 _ALLOW = f"Allow: {ALLOWED_METHODS}\r\n".encode()
+_METRICS_TYPE = (
+    b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nCache-Control: no-store\r\n"
+)
+
+#: Why a token was refused: ``core.tokens`` reasons (by their start) -> a short, bounded code.
+REFUSALS = {
+    "missing token": "missing",
+    "malformed token": "malformed",
+    "unknown key id": "unknown_key",
+    "token does not cover this path": "not_covered",
+    "bad signature": "bad_signature",
+    "token expired": "expired",
+    "token is bound to a client network": "client_network",
+    "client address outside the token's network": "client_network",
+    "no new sessions": "no_new_sessions",
+}
+
+
+def refusal_code(reason: str) -> str:
+    """The :data:`REFUSALS` code of a token refusal reason (``other`` if unknown)."""
+    for start, code in REFUSALS.items():
+        if reason.startswith(start):
+            return code
+    return "other"
+
+
+def metrics_allowed(client_ip: str | None, allow: Sequence[Network]) -> bool:
+    """Whether ``client_ip`` lies in one of the ``allow`` networks (IPv4-mapped too)."""
+    if not client_ip or not allow:
+        return False
+    try:
+        addr = ipaddress.ip_address(client_ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+    return any(addr in net or (mapped is not None and mapped in net) for net in allow)
 
 
 def wants_keep_alive(version: str, connection: str | None) -> bool:
@@ -178,13 +232,24 @@ def plan(req: Request, ctx: PlanContext, now: float, client_ip: str | None) -> R
             length = f"Content-Length: {len(body)}\r\n".encode()
             head = _head(200, now, _JSON + cors + length, conn)
             return ResponsePlan(200, head, b"" if head_only else body, keep_alive=keep)
+        if parts == ("metrics",) and ctx.metrics is not None:
+            if not metrics_allowed(client_ip, ctx.metrics_allow):
+                return error_plan(403, now, keep, version, head_only, cors, "not a metrics client")
+            body = ctx.metrics()
+            length = f"Content-Length: {len(body)}\r\n".encode()
+            head = _head(200, now, _METRICS_TYPE + length, conn)
+            return ResponsePlan(200, head, b"" if head_only else body, keep_alive=keep)
         if len(parts) == 2 and TITLE_ID_RE.match(parts[0]) and FILE_NAME_RE.match(parts[1]):
-            return error_plan(403, now, keep, version, head_only, cors, "missing token")
+            p = error_plan(403, now, keep, version, head_only, cors, "missing token")
+            return Refusal(403, p.head, p.body, keep_alive=p.keep_alive, reason="missing")
         return error_plan(404, now, keep, version, head_only, cors)
     token, title_id, name = parts
     check = ctx.verify(token, (title_id, name), now, client_ip)
     if not check.ok:
-        return error_plan(403, now, keep, version, head_only, cors, check.reason)
+        code = refusal_code(check.reason)
+        status = 503 if code == "no_new_sessions" else 403  # the player tries its next pathway
+        p = error_plan(status, now, keep, version, head_only, cors, check.reason)
+        return Refusal(status, p.head, p.body, keep_alive=p.keep_alive, reason=code)
     # The index holds only <title_id>/<sha256>.<ext> names (store.StoreIndex): all else misses.
     entry = ctx.store.get(title_id, name)
     if entry is None:

@@ -34,6 +34,7 @@ class StoreIndex:
         self.root = os.path.realpath(root)
         self._prefix = self.root.rstrip(os.sep) + os.sep
         self._titles: dict[str, _TitleDir] = {}
+        self._stats: tuple[int, int, int] | None = None  # (titles, files, bytes); None: stale
 
     # --- the lookup (hot path) ------------------------------------------------------
 
@@ -65,6 +66,7 @@ class StoreIndex:
                 st = os.stat(os.path.join(self.root, title_id))
             except OSError:
                 gone.extend(self._titles.pop(title_id).files.values())
+                self._stats = None
                 continue
             if st.st_mtime_ns != title.mtime_ns:
                 gone.extend(self._rescan_title(title_id))
@@ -73,11 +75,22 @@ class StoreIndex:
     def forget(self, title_id: str, name: str) -> FileEntry | None:
         """Drop one entry (its file vanished under us)."""
         title = self._titles.get(title_id)
+        self._stats = None
         return title.files.pop(name, None) if title is not None else None
 
     def counts(self) -> tuple[int, int]:
         """(titles, files) currently indexed."""
         return len(self._titles), sum(len(t.files) for t in self._titles.values())
+
+    def stats(self) -> tuple[int, int, int]:
+        """(titles, files, bytes) currently indexed; recounted only after a change."""
+        if self._stats is None:
+            files = size = 0
+            for t in self._titles.values():
+                files += len(t.files)
+                size += sum(e.size for e in t.files.values())
+            self._stats = (len(self._titles), files, size)
+        return self._stats
 
     # --- disk ---------------------------------------------------------------------------
 
@@ -98,9 +111,11 @@ class StoreIndex:
             title = self._titles[title_id] = _TitleDir(mtime_ns)
             self._fill_title(title_id, title)
         title.files[name] = entry
+        self._stats = None
         return entry
 
     def _rescan_title(self, title_id: str) -> list[FileEntry]:
+        self._stats = None
         title_path = os.path.join(self.root, title_id)
         old = self._titles.get(title_id)
         try:

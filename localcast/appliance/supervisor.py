@@ -7,6 +7,7 @@ spreads connections across workers. The parent blocks SIGCHLD, SIGTERM and
 SIGINT and waits for them with ``sigtimedwait`` (no handler races): a dead
 worker is restarted (with back-off if it dies young), SIGTERM or SIGINT is
 forwarded to the workers as SIGTERM, they drain, and the parent exits 0.
+About once a second it publishes its metrics (workers, restarts).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from localcast.appliance.metrics import SupervisorMetrics
 from localcast.appliance.settings import ApplianceSettings
 from localcast.appliance.worker import listen_socket, run_worker
 from localcast.core.tokens import Keyring
@@ -51,6 +53,7 @@ class Supervisor:
         self._ready_r, self._ready_w = os.pipe()
         os.set_blocking(self._ready_r, False)
         self._old_mask: set[int | signal.Signals] = set()
+        self.metrics = SupervisorMetrics(settings.metrics_dir)
 
     @property
     def url(self) -> str:
@@ -115,7 +118,11 @@ class Supervisor:
                 raise StartupError(f"worker pid {pid} exited while starting ({status})")
 
     def _supervise(self) -> None:
+        next_metrics = 0.0
         while True:
+            if time.monotonic() >= next_metrics:
+                next_metrics = time.monotonic() + 1.0
+                self.metrics.publish(len(self.workers))
             timeout = 1.0
             if self._restart_at:
                 timeout = max(0.0, min(self._restart_at.values()) - time.monotonic())
@@ -132,6 +139,7 @@ class Supervisor:
                     backoff = min(_MAX_BACKOFF_S, max(0.1, 2 * self._backoff.get(slot, 0.0)))
                 self._backoff[slot] = backoff
                 self._restart_at[slot] = time.monotonic() + backoff
+                self.metrics.restarts += 1
                 log.warning("worker %d (pid %d) exited (%s); restarting", slot, pid, status)
             now = time.monotonic()
             for slot, at in list(self._restart_at.items()):

@@ -101,6 +101,8 @@ async def serve(
         for conn in list(state.connections):
             conn.abort()
         tick_task.cancel()
+        state.metrics.publish()  # the last counts, kept once this process is gone
+        state.traffic.close()  # the last traffic counts, for the reporter
         state.fds.close_all()
         if state.access_log is not None:
             state.access_log.close()

@@ -3,7 +3,8 @@
 ``run`` starts the speaker from ``[appliance.bgp]`` (see
 :mod:`localcast.bgp.config`), prints session changes as they happen and a
 status table every ``--status-every`` seconds, and, with ``--control-url``
-and ``--appliance``, relays the routes to the control plane. SIGINT/SIGTERM
+and ``--appliance``, relays the routes to the control plane; every second it
+publishes its metrics for the node's ``/metrics`` (``localcast.metrics.bgp``). SIGINT/SIGTERM
 stop it cleanly (a Cease to every peer). ``check`` validates the section and
 the RPKI files and prints the neighbors. Inside an appliance node the same
 :class:`~localcast.bgp.speaker.Speaker` runs as a task next to the data plane.
@@ -14,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +27,11 @@ from localcast.bgp.events import EndOfRib, MaxPrefixAlarm, NeighborStatus, Sessi
 from localcast.bgp.speaker import Speaker
 from localcast.cli.state import fail, state
 from localcast.config import ConfigError
+from localcast.metrics import MetricsWriter, metrics_dir, publish_loop
+from localcast.metrics.bgp import COMPONENT, publish_speaker
+
+if TYPE_CHECKING:
+    from localcast.bgp.relay import Relay
 
 
 def register(app: typer.Typer) -> None:
@@ -109,9 +116,19 @@ def run(
         str | None,
         typer.Option("--credential", help="Bearer secret (default: <home>/credentials/ID.secret)."),
     ] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-dir", help="Metrics snapshot directory (default appliance.metrics_dir)."
+        ),
+    ] = None,
 ) -> None:
     """Run the BGP speaker until interrupted; print session changes and status."""
     cfg = _load(ctx, port)
+    try:
+        writer = MetricsWriter(COMPONENT, metrics or metrics_dir(state(ctx).config))
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
     secret = None
     if control_url:
         if not appliance:
@@ -142,9 +159,16 @@ def run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         tasks: list[asyncio.Task[None]] = []
+        relays: list[Relay] = []
+
+        def metrics_update(w: MetricsWriter) -> None:
+            relay = (relays[0].posts, relays[0].trouble is None) if relays else None
+            publish_speaker(w, speaker.status(), sum(speaker.refused.values()), relay)
+
         async with contextlib.AsyncExitStack() as stack:
             await speaker.start()
             stack.push_async_callback(speaker.stop)
+            tasks.append(asyncio.create_task(publish_loop(writer, metrics_update)))
             if control_url and appliance and secret:
                 import httpx
 
@@ -153,6 +177,7 @@ def run(
                 client = httpx.AsyncClient(timeout=30)
                 stack.push_async_callback(client.aclose)
                 relay = Relay(speaker, client, control_url, appliance, secret)
+                relays.append(relay)
                 tasks.append(asyncio.create_task(relay.run()))
             if status_every > 0:
                 tasks.append(asyncio.create_task(_print_status(speaker, console, status_every)))
