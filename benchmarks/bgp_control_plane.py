@@ -302,6 +302,7 @@ def main() -> int:
     cport = free_port()
     (home / "config.toml").write_text(
         f'[control]\nport = {cport}\ntrusted_proxies = ["127.0.0.1/32"]\n'
+        "turnup_required = false\n"  # the appliance is a BGP speaker with no data plane
     )
     url = f"http://127.0.0.1:{cport}"
     control: subprocess.Popen[bytes] | None = None

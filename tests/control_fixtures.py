@@ -187,6 +187,9 @@ def topology_toml(doc: dict[str, Any]) -> str:
 
 
 def make_plane(root: Path, clock: FakeClock, **settings: Any) -> ControlPlane:
+    """A control plane at ``root/home``. Turn-up gating is off unless asked for
+    (``turnup_required=True``): these appliances' URLs have nothing behind them."""
+    settings.setdefault("turnup_required", False)
     config = load_config(root / "home")
     config.paths.ensure()
     return ControlPlane.open(config, ControlSettings(**settings), clock=clock)

@@ -161,6 +161,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     (home / "config.toml").write_text(
         f'[control]\nport = {port}\ntrusted_proxies = ["127.0.0.1"]\nrefresh_interval_s = 0.2\n'
+        "turnup_required = false\n"  # these appliances are BGP speakers with no data plane
     )
     srv = Server(home, port, tmp_path / "control.log")
     yield srv

@@ -36,8 +36,20 @@ def test_reporter_sends_full_then_deltas_and_resyncs(tmp_path: Path) -> None:
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport) as http:
-            rep = Reporter(http, "http://control", "a1", creds["a1"], store, 0.5, clock, LoadSample)
+            contact = tmp_path / "run" / "control-contact"
+            rep = Reporter(
+                http,
+                "http://control",
+                "a1",
+                creds["a1"],
+                store,
+                0.5,
+                clock,
+                LoadSample,
+                contact_file=contact,
+            )
             await rep.step()  # register, then the full inventory
+            assert contact.exists()  # the data plane's mark of a reachable control plane
             a1 = plane.snapshot.appliances["a1"]
             assert a1.titles == {"t1"} and a1.file_count == len(title.files)
             assert a1.health.interval_s == 0.5 and rep.seq == 1 and rep.trouble is None
@@ -57,8 +69,10 @@ def test_reporter_sends_full_then_deltas_and_resyncs(tmp_path: Path) -> None:
             assert plane.snapshot.appliances["a1"].titles == {"t1"}
 
             plane.rotate_credential("a1")  # the reporter's secret no longer works
+            contact.unlink()
             await rep.step()
             assert rep.trouble is not None and "401" in rep.trouble and not rep.registered
+            assert not contact.exists()  # refused: no contact mark
 
     try:
         asyncio.run(scenario())

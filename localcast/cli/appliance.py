@@ -1,5 +1,7 @@
 """`localcast appliance serve|fill`: the appliance's HTTP data plane (supervisor + workers)
-and its fill agent (fetches the fill manifest, downloads, verifies, reports)."""
+and its fill agent (fetches the fill manifest, downloads, verifies, reports);
+`localcast appliance drain|disable|enable ID`: maintenance, through the control plane's API
+(``POST`` / ``DELETE /v1/appliances/{id}/maintenance`` with the admin token)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +26,9 @@ def register(app: typer.Typer) -> None:
     appliance_app = typer.Typer(help="Run a content appliance.", no_args_is_help=True)
     appliance_app.command("serve")(serve)
     appliance_app.command("fill")(fill)
+    appliance_app.command("drain")(drain)
+    appliance_app.command("disable")(disable)
+    appliance_app.command("enable")(enable)
     app.add_typer(appliance_app, name="appliance")
 
 
@@ -199,3 +204,123 @@ def fill(
         )
         if result.state is FillState.ALARM:
             raise typer.Exit(1)
+
+
+# --- maintenance: drain, disable, enable (an HTTP client of the control plane) ------------------
+
+ADMIN_TOKEN_ENV = "LOCALCAST_ADMIN_TOKEN"
+
+ControlUrl = Annotated[
+    str | None,
+    typer.Option(help="Control plane URL (default: the control config's listen and port)."),
+]
+AdminToken = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Admin bearer token (default ${ADMIN_TOKEN_ENV}, else the control config's "
+        "admin_token)."
+    ),
+]
+Duration = Annotated[
+    str,
+    typer.Option("--for", help="How long: 3h to 30d, e.g. 6h, 2d, 1d12h; it then ends by itself."),
+]
+Reason = Annotated[str, typer.Option(help="Why, for the fleet view and the logs.")]
+ApplianceId = Annotated[str, typer.Argument(help="Appliance id.")]
+
+
+def _control(
+    ctx: typer.Context, control_url: str | None, admin_token: str | None
+) -> tuple[str, dict[str, str]]:
+    from localcast.control.settings import load_settings
+
+    st = state(ctx)
+    token = admin_token or os.environ.get(ADMIN_TOKEN_ENV)
+    if control_url is None or token is None:
+        try:
+            settings = load_settings(st.config)
+        except ConfigError as exc:
+            raise fail(str(exc), 2) from exc
+        control_url = control_url or f"http://{settings.listen}:{settings.port}"
+        token = token or settings.admin_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return control_url.rstrip("/"), headers
+
+
+def _maintenance(
+    ctx: typer.Context,
+    appliance_id: str,
+    control_url: str | None,
+    admin_token: str | None,
+    body: dict[str, str] | None,
+) -> dict[str, Any]:
+    import httpx
+
+    url, headers = _control(ctx, control_url, admin_token)
+    target = f"{url}/v1/appliances/{appliance_id}/maintenance"
+    try:
+        with httpx.Client(timeout=30.0, trust_env=False) as http:
+            if body is None:
+                resp = http.delete(target, headers=headers)
+            else:
+                resp = http.post(target, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise fail(f"control plane at {url} unreachable: {exc}") from exc
+    try:
+        data = resp.json()
+    except ValueError:
+        data = {"detail": resp.text[:300]}
+    if resp.status_code != 200:
+        detail = data.get("detail", data) if isinstance(data, dict) else data
+        raise fail(f"HTTP {resp.status_code}: {detail}", 2 if resp.status_code == 422 else 1)
+    assert isinstance(data, dict)
+    return data
+
+
+def _show(data: dict[str, Any]) -> None:
+    m = data.get("maintenance")
+    steering = data["steering"]
+    if m is not None:
+        typer.echo(f"{data['appliance_id']}: {m['description']}")
+    taking = "takes new sessions" if steering["new_sessions"] else "takes no new sessions"
+    kept = "in-flight sessions kept" if steering["keep_in_flight"] else "in-flight sessions moved"
+    typer.echo(f"{data['appliance_id']}: {taking}, {kept} ({steering['reason']})")
+
+
+def drain(
+    ctx: typer.Context,
+    appliance_id: ApplianceId,
+    duration: Duration = "6h",
+    reason: Reason = "",
+    control_url: ControlUrl = None,
+    admin_token: AdminToken = None,
+) -> None:
+    """Drain an appliance: no new sessions; sessions on it finish there."""
+    body = {"mode": "drain", "duration": duration, "reason": reason}
+    _show(_maintenance(ctx, appliance_id, control_url, admin_token, body))
+
+
+def disable(
+    ctx: typer.Context,
+    appliance_id: ApplianceId,
+    duration: Duration = "6h",
+    reason: Reason = "",
+    control_url: ControlUrl = None,
+    admin_token: AdminToken = None,
+) -> None:
+    """Disable an appliance: out of steering entirely (players on it move now)."""
+    body = {"mode": "disable", "duration": duration, "reason": reason}
+    _show(_maintenance(ctx, appliance_id, control_url, admin_token, body))
+
+
+def enable(
+    ctx: typer.Context,
+    appliance_id: ApplianceId,
+    control_url: ControlUrl = None,
+    admin_token: AdminToken = None,
+) -> None:
+    """End an appliance's drain or disable now."""
+    data = _maintenance(ctx, appliance_id, control_url, admin_token, None)
+    if data.get("maintenance") is None:
+        typer.echo(f"{appliance_id}: was neither drained nor disabled")
+    _show(data)

@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
     control_app.command("credential")(credential)
     control_app.command("reporter")(reporter)
     control_app.command("release")(release)
+    from localcast.cli.control_traffic import traffic  # needs this module's helpers
+
+    control_app.command("traffic")(traffic)
     fill_app = typer.Typer(
         help="Proactive fill: plan the manifests, show progress and per-link bytes.",
         no_args_is_help=True,
@@ -199,8 +202,13 @@ def reporter(
         str | None,
         typer.Option("--credential", help="Bearer secret (default: <home>/credentials/ID.secret)."),
     ] = None,
+    traffic_dir: Annotated[
+        Path | None,
+        typer.Option(help="The data plane's traffic counts to post (default <run>/traffic)."),
+    ] = None,
 ) -> None:
     """Register APPLIANCE and heartbeat its store's inventory until interrupted."""
+    from localcast.appliance.settings import CONTACT_FILE
     from localcast.control.credentials import CredentialStore
     from localcast.control.reporter import run_reporter
 
@@ -214,7 +222,17 @@ def reporter(
         raise fail(f"no credential for {appliance}: pass --credential")
     store_dir = store or st.config.paths.store
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_reporter(url, appliance, secret, store_dir, interval))
+        asyncio.run(
+            run_reporter(
+                url,
+                appliance,
+                secret,
+                store_dir,
+                interval,
+                traffic_dir=traffic_dir or st.config.paths.run / "traffic",
+                contact_file=st.config.paths.run / CONTACT_FILE,  # read by the data plane
+            )
+        )
 
 
 # --- proactive fill ------------------------------------------------------------------------------

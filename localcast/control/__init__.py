@@ -18,6 +18,10 @@ Map of the package (one concept per module):
 * ``fill_plan``, ``fill_manifest``, ``fill_progress``, ``fill_state``  the fill's pure parts
   (forecast + placement -> manifests; the agent's manifest; progress, links, live regions)
 * ``fill_api``, ``fill_schemas``  the fill routes and bodies
+* ``traffic``       :class:`TrafficService`: appliance traffic reports and playback decisions
+  per (UTC day, partner, site), in memory then ``traffic_daily`` / ``steering_daily``
+* ``traffic_api``   ``POST /v1/appliances/{id}/traffic``, ``GET /v1/partners/{id}/traffic``
+* ``metrics_api``   ``GET /metrics`` (Prometheus), read from the plane at scrape time
 
 Decisions (steering, liveness, resume, view writes, sessions) are pure
 functions in :mod:`localcast.core`; this package feeds them and serves them.

@@ -8,7 +8,11 @@ apply``) reach the snapshot: one tiny query per interval, never one per
 playback request. The same task then runs ``plane.fills.tick``
 (:class:`~localcast.control.fills.FillService`): the playback demand counted
 in memory goes to the database, and the fill is planned again when the
-configuration changed or a new UTC day began.
+configuration changed or a new UTC day began, and ``plane.health.refresh``
+(:mod:`localcast.control.health`): every appliance's status observed again,
+so one that stopped heartbeating turns Error without any event. Beside it,
+the turn-up prober (:mod:`localcast.control.prober`) probes the registered
+appliances not turned up yet, every ``refresh_interval_s``.
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ from localcast.control import (
     appliances_api,
     catalog_api,
     fill_api,
+    health_api,
+    metrics_api,
     playback,
     routes_api,
     topology_api,
+    traffic_api,
     views_api,
 )
 from localcast.control.deps import Plane
 from localcast.control.errors import ControlError, Unauthorized
 from localcast.control.fastpath import ControlApp
+from localcast.control.prober import probe_forever
 from localcast.control.service import ControlPlane
 from localcast.web.assets import hlsjs_path
 from localcast.web.watch import watch_router
@@ -53,16 +61,29 @@ async def _refresh_forever(plane: ControlPlane) -> None:
             await asyncio.to_thread(plane.fills.tick)
         except Exception:  # keep the last manifests
             log.exception("fill tick failed; agents keep their manifests")
+        try:  # traffic and steering counts per partner and day to the database
+            await asyncio.to_thread(plane.traffic.flush)
+        except Exception:  # kept in memory for the next flush
+            log.exception("traffic flush failed; the counts are kept for the next one")
+        try:  # statuses move with time alone: a silent appliance turns Error here
+            await asyncio.to_thread(plane.health.refresh)
+        except Exception:  # keep the last steering states
+            log.exception("health refresh failed; steering keeps the last states")
 
 
 def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_refresh_forever(plane)) if background_refresh else None
+        tasks = []
+        if background_refresh:  # the refresh loop, and the turn-up prober beside it
+            tasks = [
+                asyncio.create_task(_refresh_forever(plane)),
+                asyncio.create_task(probe_forever(plane)),
+            ]
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -102,6 +123,9 @@ def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
         catalog_api,
         topology_api,
         fill_api,
+        health_api,
+        traffic_api,
+        metrics_api,
     ):
         app.include_router(module.router)
     app.include_router(watch_router(hlsjs_path()))

@@ -82,6 +82,7 @@ class FillService:
         self.demand = DemandCounter()
         self.stats = SteeringStats(clock())
         self.view = FillView()
+        self.alarms: dict[str, str | None] = {}  # appliance -> the agent's last alarm
         self.policy = EscalationPolicy(settings.fill_wait_s, settings.fill_max_tier_sites)
         self.params = PlanParams(
             forecast=ForecastParams(),
@@ -100,6 +101,7 @@ class FillService:
     def load(self, s: Session) -> None:
         """Releases and stored manifests from the database (at every snapshot reload)."""
         self._fill_generation_seen = repo.generation(s, repo.FILL_GENERATION)
+        self.alarms = {aid: st.alarm for aid, st in repo.all_fill_status(s).items()}
         self.view = replace(
             self.view,
             releases=MappingProxyType(repo.all_releases(s)),
@@ -288,6 +290,7 @@ class FillService:
         with self.sessions.begin() as s:
             repo.save_fill_status(s, appliance_id, report.state, report.alarm, now)
             stored = repo.add_transfers(s, transfers, now)
+        self.alarms[appliance_id] = report.alarm
         if report.alarm:
             log.warning("appliance %s fill alarm: %s", appliance_id, report.alarm)
         return stored, len(transfers) - stored

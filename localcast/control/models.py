@@ -130,6 +130,7 @@ class ApplianceRow(Base):
     inventory_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     appliance_class: Mapped[str] = mapped_column(String(16), server_default="storage")
     fill_bps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    turned_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class InventoryRow(Base):
@@ -263,6 +264,53 @@ class FillTransfer(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     completed_at: Mapped[float] = mapped_column(Float)
     reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# --- traffic accounting (see localcast.control.traffic) ------------------------------------------
+
+
+class TrafficDaily(Base):
+    """Bytes served per UTC day, client partner ('' = none), request kind, source kind and site.
+
+    No FK: the history outlives partners and sites removed from the topology.
+    """
+
+    __tablename__ = "traffic_daily"
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # viewer | fill
+    source_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    errors_5xx: Mapped[int] = mapped_column(BigInteger)
+
+
+class SteeringDaily(Base):
+    """Playback decisions per UTC day, client partner, site and event (outcome or passed over)."""
+
+    __tablename__ = "steering_daily"
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    site_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    event: Mapped[str] = mapped_column(String(16), primary_key=True)
+    decisions: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- health --------------------------------------------------------------------------------------
+
+
+class MaintenanceRow(Base):
+    """An operator's drain or disable of one appliance (the latest; kept after it ends)."""
+
+    __tablename__ = "appliance_maintenance"
+    appliance_id: Mapped[str] = mapped_column(
+        ForeignKey("appliances.id", ondelete="CASCADE"), primary_key=True
+    )
+    mode: Mapped[str] = mapped_column(String(16))
+    since: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(255), server_default="")
 
 
 def utc(ts: float) -> dt.datetime:

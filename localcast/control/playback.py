@@ -145,6 +145,7 @@ async def session_info(sid: str, plane: Plane) -> dict[str, Any]:
         "session": asdict(session),
         "priority": list(priority.order),
         "demoted": [asdict(d) for d in priority.demoted],
+        "dropped": [asdict(d) for d in priority.dropped],
         "snapshot_version": priority.snapshot_version,
     }
 

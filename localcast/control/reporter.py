@@ -5,13 +5,18 @@
 credential, then every ``interval_s``:
 
 1. scans the store (``<store>/<title_id>/<sha256>.<ext>``) in a worker thread;
-2. sends a heartbeat with load, disk and inventory: the **full** inventory
-   first (and whenever the control plane answers ``resync``), afterwards
+2. sends a heartbeat with load, disk and inventory (and the serving window,
+   requests and 5xx answers lately, when the load sampler has one: the
+   status's serving component; ``localcast control reporter`` has none yet):
+   the **full** inventory first (and whenever the control plane answers
+   ``resync``), afterwards
    only the **delta** against the last inventory the control plane
    acknowledged, tagged ``base_seq`` so a lost answer cannot desynchronise
    the two sides (the control plane refuses an out-of-sequence delta and
    asks for a full one);
-3. re-registers if the control plane forgot it (409) and keeps retrying,
+3. posts the data plane's traffic counts per client network, when given the
+   workers' traffic directory (:class:`localcast.appliance.traffic.TrafficUplink`);
+4. re-registers if the control plane forgot it (409) and keeps retrying,
    with a log line per change of state, when it is unreachable.
 
 It never raises on network trouble; cancel the task to stop it.
@@ -31,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from localcast.appliance.traffic import TrafficUplink
 from localcast.control.schemas import (
     DeltaInventory,
     DiskIn,
@@ -38,6 +44,7 @@ from localcast.control.schemas import (
     HeartbeatRequest,
     LoadIn,
     RegisterRequest,
+    ServingIn,
 )
 from localcast.core.inventory import Inventory, diff, freeze, is_content_file
 from localcast.media.manifest import TITLE_ID_RE
@@ -53,9 +60,19 @@ class StoreScan:
 
 
 @dataclass(frozen=True)
+class ServingSample:
+    """Requests answered over the last ``window_s`` seconds, and how many were 5xx."""
+
+    requests: int
+    errors_5xx: int
+    window_s: float
+
+
+@dataclass(frozen=True)
 class LoadSample:
     active_connections: int = 0
     egress_bps: float = 0.0
+    serving: ServingSample | None = None  # None: not known (the heartbeat leaves it out)
 
 
 def scan_store(store_dir: Path) -> StoreScan:
@@ -109,8 +126,11 @@ class Reporter:
         interval_s: float,
         now: Callable[[], float],
         load: Callable[[], LoadSample],
+        traffic_dir: Path | None = None,
+        contact_file: Path | None = None,
     ) -> None:
         self.client = client
+        self.contact_file = contact_file  # touched on every successful heartbeat
         self.base = f"{control_url.rstrip('/')}/v1/appliances/{appliance_id}"
         self.headers = {"Authorization": f"Bearer {credential}"}
         self.appliance_id = appliance_id
@@ -122,6 +142,7 @@ class Reporter:
         self.seq = 0
         self.registered = False
         self.trouble: str | None = None
+        self.traffic = TrafficUplink(traffic_dir) if traffic_dir is not None else None
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         resp = await self.client.post(self.base + path, json=body, headers=self.headers)
@@ -162,6 +183,15 @@ class Reporter:
             disk=DiskIn(used_bytes=scan.used_bytes, free_bytes=scan.free_bytes),
             inventory=inventory,
             sent_at=self.now(),
+            serving=(
+                ServingIn(
+                    requests=sample.serving.requests,
+                    errors_5xx=sample.serving.errors_5xx,
+                    window_s=sample.serving.window_s,
+                )
+                if sample.serving is not None
+                else None
+            ),
         )
         answer = await self._post("/heartbeat", body.model_dump(exclude_none=True))
         if answer.get("resync"):
@@ -178,11 +208,26 @@ class Reporter:
                 log.info("appliance %s: control plane reachable again", self.appliance_id)
             self.trouble = trouble
 
+    def _mark_contact(self) -> None:
+        """The data plane reads this file's mtime: no fresh mark, no new sessions (admission)."""
+        if self.contact_file is None:
+            return
+        try:
+            self.contact_file.parent.mkdir(parents=True, exist_ok=True)
+            self.contact_file.touch()
+        except OSError as exc:
+            log.warning("contact mark %s not written: %s", self.contact_file, exc)
+
     async def step(self) -> None:
+        if self.traffic is not None:  # taken every interval, sent once the plane answers
+            await self.traffic.collect()
         try:
             if not self.registered:
                 await self.register()
             await self.beat()
+            if self.traffic is not None:  # the data plane's bytes per client network
+                await self.traffic.send(self._post)
+            self._mark_contact()
             self._state(None)
         except _Rejected as exc:
             if exc.status in (401, 404, 409):
@@ -201,12 +246,24 @@ async def run_reporter(
     now: Callable[[], float] = time.time,
     load: Callable[[], LoadSample] = LoadSample,
     client: httpx.AsyncClient | None = None,
+    traffic_dir: Path | None = None,
+    contact_file: Path | None = None,
 ) -> None:
-    """Register and heartbeat forever (until cancelled)."""
+    """Register and heartbeat forever (until cancelled); post ``traffic_dir``'s counts;
+    touch ``contact_file`` after every successful heartbeat."""
     own = client is None
     http = client or httpx.AsyncClient(timeout=max(interval_s, 2.0))
     reporter = Reporter(
-        http, control_url, appliance_id, credential, store_dir, interval_s, now, load
+        http,
+        control_url,
+        appliance_id,
+        credential,
+        store_dir,
+        interval_s,
+        now,
+        load,
+        traffic_dir,
+        contact_file,
     )
     try:
         while True:

@@ -21,6 +21,7 @@ from localcast.control.models import (
     FillStatusRow,
     FillTransfer,
     InventoryRow,
+    MaintenanceRow,
     Meta,
     Partner,
     PartnerAsn,
@@ -44,6 +45,7 @@ from localcast.control.topology import (
 from localcast.core.fleet import ApplianceState, Health, Load
 from localcast.core.forecast import DemandRecord, Release
 from localcast.core.inventory import Inventory, freeze
+from localcast.core.maintenance import Maintenance, MaintenanceMode
 from localcast.core.placement import ApplianceManifest
 from localcast.core.views import ViewRecord
 from localcast.media.manifest import TitleManifest
@@ -176,6 +178,7 @@ def apply_plan(
         s.execute(delete(InventoryRow).where(InventoryRow.appliance_id == aid))
         s.execute(delete(FillManifestRow).where(FillManifestRow.appliance_id == aid))
         s.execute(delete(FillStatusRow).where(FillStatusRow.appliance_id == aid))
+        s.execute(delete(MaintenanceRow).where(MaintenanceRow.appliance_id == aid))
         s.execute(delete(ApplianceRow).where(ApplianceRow.id == aid))
     s.flush()
     for p in (*plan.partners.create, *plan.partners.update):
@@ -195,6 +198,10 @@ def apply_plan(
         s.execute(delete(PartnerAsn).where(PartnerAsn.partner_id == pid))
         s.execute(delete(Partner).where(Partner.id == pid))
     s.flush()
+
+
+def partner_exists(s: Session, partner_id: str) -> bool:
+    return s.get(Partner, partner_id) is not None
 
 
 def set_credential_hash(s: Session, appliance_id: str, credential_hash: str) -> bool:
@@ -243,6 +250,42 @@ def save_load(row: ApplianceRow, load: Load) -> None:
     row.egress_bps = load.egress_bps
     row.disk_used_bytes = load.disk_used_bytes
     row.disk_free_bytes = load.disk_free_bytes
+
+
+def turned_up(s: Session) -> dict[str, float]:
+    """Appliance id -> when it passed its turn-up checks (only those that did)."""
+    rows = s.execute(
+        select(ApplianceRow.id, ApplianceRow.turned_up_at).where(
+            ApplianceRow.turned_up_at.is_not(None)
+        )
+    )
+    return {aid: at.timestamp() for aid, at in rows if at is not None}
+
+
+def set_turned_up(s: Session, appliance_id: str, at: float) -> bool:
+    """Record the first turn-up of ``appliance_id`` (False: unknown or turned up already)."""
+    row = s.get(ApplianceRow, appliance_id)
+    if row is None or row.turned_up_at is not None:
+        return False
+    row.turned_up_at = utc(at)
+    return True
+
+
+def all_maintenance(s: Session) -> dict[str, Maintenance]:
+    return {
+        r.appliance_id: Maintenance(
+            MaintenanceMode(r.mode), r.since.timestamp(), r.until.timestamp(), r.reason
+        )
+        for r in s.scalars(select(MaintenanceRow))
+    }
+
+
+def put_maintenance(s: Session, appliance_id: str, m: Maintenance) -> None:
+    row = s.get(MaintenanceRow, appliance_id)
+    if row is None:
+        row = MaintenanceRow(appliance_id=appliance_id)
+        s.add(row)
+    row.mode, row.since, row.until, row.reason = m.mode.value, utc(m.since), utc(m.until), m.reason
 
 
 def load_inventory(s: Session, appliance_id: str) -> Inventory:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from localcast.core.inventory import is_content_file
 from localcast.media.manifest import TITLE_ID_RE
@@ -141,6 +148,20 @@ class DiskIn(_Request):
     free_bytes: int = Field(default=0, ge=0)
 
 
+class ServingIn(_Request):
+    """Requests the appliance answered over the last ``window_s`` seconds, and how many 5xx."""
+
+    requests: int = Field(ge=0)
+    errors_5xx: int = Field(ge=0)
+    window_s: float = Field(gt=0, le=86400, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _errors_within_requests(self) -> ServingIn:
+        if self.errors_5xx > self.requests:
+            raise ValueError("errors_5xx must not exceed requests")
+        return self
+
+
 class FullInventory(_Request):
     kind: Literal["full"] = "full"
     seq: int = Field(ge=1)
@@ -161,6 +182,7 @@ class HeartbeatRequest(_Request):
     disk: DiskIn = DiskIn()
     inventory: Annotated[FullInventory | DeltaInventory, Field(discriminator="kind")] | None = None
     sent_at: Finite | None = None
+    serving: ServingIn | None = None
 
 
 class HeartbeatResponse(BaseModel):
@@ -180,6 +202,45 @@ class LoadOut(BaseModel):
     disk_free_bytes: int
 
 
+class ComponentOut(BaseModel):
+    """One part of an appliance's status: the level held (hysteresis) and the last one seen."""
+
+    name: str
+    level: str
+    observed: str
+    reason: str
+    since: float
+
+
+class CheckOut(BaseModel):
+    check: str
+    outcome: str
+    reason: str
+
+
+class TurnupOut(BaseModel):
+    required: bool
+    turned_up: bool
+    turned_up_at: float | None
+    reason: str
+    checks: list[CheckOut]
+
+
+class MaintenanceOut(BaseModel):
+    mode: str
+    since: float
+    until: float
+    reason: str
+    active: bool
+    description: str
+
+
+class SteeringOut(BaseModel):
+    new_sessions: bool
+    keep_in_flight: bool
+    reason: str
+
+
 class ApplianceOut(BaseModel):
     id: str
     site_id: str
@@ -197,6 +258,36 @@ class ApplianceOut(BaseModel):
     gbps: float
     disk_bytes: int
     load: LoadOut
+    since: float | None = None  # when the status last changed
+    reasons: list[str] = []  # "<component> <level>: <reason>" per component not OK
+    components: list[ComponentOut] = []
+    turnup: TurnupOut | None = None
+    maintenance: MaintenanceOut | None = None
+    steering: SteeringOut | None = None
+
+
+class MaintenanceRequest(_Request):
+    mode: Literal["drain", "disable"]
+    duration: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        description="3h .. 30d, e.g. 6h, 2d, 1d12h"
+    )
+    reason: Annotated[str, StringConstraints(max_length=255)] = ""
+
+
+class MaintenanceAnswer(BaseModel):
+    appliance_id: str
+    maintenance: MaintenanceOut | None
+    steering: SteeringOut
+    snapshot_version: int
+
+
+class AlertOut(BaseModel):
+    severity: str  # error | warning
+    kind: str  # appliance-down | bgp-down | route-inconsistency | fill-behind | disk-near-full
+    appliance_id: str | None
+    site_id: str
+    message: str
+    since: float | None
 
 
 # --- catalog and topology ----------------------------------------------------------------------

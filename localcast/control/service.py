@@ -35,19 +35,23 @@ from localcast.control.errors import Conflict, NotFound, Unauthorized
 from localcast.control.fill_schemas import FillReport
 from localcast.control.fills import FillPlanOutcome, FillService
 from localcast.control.geoip import GeoIpLocator
+from localcast.control.health import Alert, HealthService, status_reason
 from localcast.control.models import ApplianceRow, Profile, utc
 from localcast.control.route_feed import IngestOutcome, RouteFeed
 from localcast.control.route_schemas import RoutesReport
 from localcast.control.settings import ControlSettings, database_url
 from localcast.control.snapshot import SnapshotHolder, appliance_from_row, build_snapshot
 from localcast.control.topology import TopologyPlan, TopologySpec, desired_state, plan
+from localcast.control.traffic import TrafficService
 from localcast.core import health as core_health
 from localcast.core.clientip import parse_trusted
 from localcast.core.fleet import ApplianceState, FleetSnapshot, Load, empty_snapshot, with_appliance
 from localcast.core.forecast import Release
 from localcast.core.geo import Locate
 from localcast.core.inventory import Delta, Inventory, apply_delta
+from localcast.core.maintenance import Maintenance, MaintenanceMode
 from localcast.core.routes import IPNetwork
+from localcast.core.status import ServingWindow
 from localcast.core.steering import SteeringDecision
 from localcast.core.tokens import Keyring
 from localcast.core.views import Resume, ViewRecord, ViewVerdict, ViewWrite, decide_view_write
@@ -89,6 +93,7 @@ class HeartbeatReport:
     interval_s: float | None
     load: Load
     inventory: InventoryReport | None
+    serving: ServingWindow | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,10 @@ class ControlPlane:
         self._view_cache_lock = threading.Lock()
         self._view_writes = 0
         self.fills = FillService(settings, self.sessions, self.holder, keyring, clock)
+        self.health = HealthService(
+            settings, self.sessions, self.holder, self.routes, self.fills, clock
+        )
+        self.traffic = TrafficService(self.sessions, self.holder, clock)
 
     @classmethod
     def open(
@@ -166,6 +175,7 @@ class ControlPlane:
             self.fills.flush_demand()
         except Exception:  # the database may be gone; the counts are lost, not the shutdown
             log.exception("could not write the last demand counts")
+        self.traffic.close()  # the last traffic and steering counts to the database
         self.routes.wait_rebuild()
         if self._geoip is not None:
             self._geoip.close()
@@ -181,11 +191,16 @@ class ControlPlane:
         """Rebuild the whole snapshot from the database and publish it."""
         with self.holder.lock, self.sessions.begin() as s:
             gen = repo.generation(s)
-            snap = self.holder.swap(
-                lambda old: build_snapshot(s, old.version + 1, old.routes.learned)
-            )
             self.fills.load(s)
+            self.health.load(s)
+            now = self.clock()
+            snap = self.holder.swap(
+                lambda old: self.health.applied(
+                    build_snapshot(s, old.version + 1, old.routes.learned), now
+                )
+            )
             self._generation_seen = gen
+        self.health.store_turnups()
         log.info(
             "snapshot v%d: %d site(s), %d appliance(s), %d title(s), %d route(s)",
             snap.version,
@@ -280,6 +295,7 @@ class ControlPlane:
     def count_playback(self, decision: SteeringDecision) -> None:
         """Count a successful playback decision (demand, steering outcome): memory only."""
         self.fills.count(decision, self.snapshot, self.clock())
+        self.traffic.count(decision, self.snapshot, self.clock())  # per partner and day
 
     def set_release(self, release: Release) -> None:
         """Schedule (or replace) a title's release; the next plan places it ahead of time."""
@@ -341,6 +357,7 @@ class ControlPlane:
                 row.inventory_seq = 0
                 inventory = repo.load_inventory(s, appliance_id)
                 appliance = appliance_from_row(row, inventory, self.snapshot.catalog)
+                appliance = self.health.registered(appliance, now)
                 reg = Registration(
                     row.id,
                     row.site_id,
@@ -379,15 +396,22 @@ class ControlPlane:
                     appliance = appliance_from_row(row, inventory, self.snapshot.catalog)
                 else:
                     appliance = replace(prev, health=h, load=report.load)
+                appliance = self.health.observed(self.snapshot, appliance, now, report.serving)
                 seq = row.inventory_seq
             snap = self.holder.swap(lambda old: with_appliance(old, appliance))
+            self.health.store_turnups()
         if resync:
             log.info("appliance %s: inventory delta out of sequence, asked for a full one", row.id)
+        held = self.health.statuses.get(appliance_id)
         return HeartbeatOutcome(
             inventory_seq=seq,
             resync=resync,
             alive=core_health.liveness(appliance.health, now).alive,
-            status=core_health.status(appliance, now),
+            status=(
+                core_health.Status(held.level, status_reason(appliance, held))
+                if held is not None
+                else core_health.status(appliance, now)
+            ),
             titles_complete=len(appliance.titles),
             snapshot_version=snap.version,
         )
@@ -410,6 +434,31 @@ class ControlPlane:
         )
         row.inventory_seq = report.seq
         return not report.delta.empty, False
+
+    # --- health: maintenance and alerts ---------------------------------------------------------
+
+    def set_maintenance(
+        self, appliance_id: str, mode: MaintenanceMode | str, duration: str, reason: str = ""
+    ) -> Maintenance:
+        """Drain or disable an appliance for ``duration`` (DurationError outside 3h .. 30d)."""
+        if appliance_id not in self.snapshot.appliances:
+            raise NotFound(f"unknown appliance {appliance_id!r}")
+        return self.health.set_maintenance(appliance_id, mode, duration, reason, self.clock())
+
+    def end_maintenance(self, appliance_id: str) -> Maintenance | None:
+        """Enable: end the appliance's drain or disable now (None: there was none)."""
+        if appliance_id not in self.snapshot.appliances:
+            raise NotFound(f"unknown appliance {appliance_id!r}")
+        return self.health.end_maintenance(appliance_id, self.clock())
+
+    def alerts(self, partner_id: str) -> list[Alert]:
+        """The partner's actionable items (statuses observed now first)."""
+        with self.sessions() as s:
+            if not repo.partner_exists(s, partner_id):
+                raise NotFound(f"unknown partner {partner_id!r}")
+        now = self.clock()
+        self.health.refresh(now)
+        return self.health.alerts(partner_id, now)
 
     # --- learned routes (BGP) --------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ Example::
     fill_token_ttl_s = 86400     # fill URLs handed to agents stay valid this long
     live_min_sites = 1           # a title is live in a region once this many of its sites...
     live_min_copies = 1          # ...hold it complete on at least this many appliances
+    turnup_required = true       # a new appliance takes no sessions until its turn-up checks pass
+    turnup_fill_share = 1.0      # share of its fill manifest's titles it must hold to turn up
+    probe_timeout_s = 2.0        # the turn-up prober's HTTP timeout per request
 
 Without ``geoip_database``, steering places a client at the site whose route
 matched it best (see :mod:`localcast.core.decision`). Command-line options
@@ -69,6 +72,9 @@ class ControlSettings(BaseModel):
     fill_token_ttl_s: int = Field(default=86400, ge=60, le=30 * 86400)
     live_min_sites: int = Field(default=1, ge=1)
     live_min_copies: int = Field(default=1, ge=1)
+    turnup_required: bool = True
+    turnup_fill_share: float = Field(default=1.0, gt=0, le=1)
+    probe_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -99,6 +99,29 @@ class Health:
 
 
 @dataclass(frozen=True)
+class SteeringState:
+    """How steering treats one appliance now (:func:`localcast.core.maintenance.steering_state`).
+
+    ``new_sessions``: playback requests may be steered to it.
+    ``keep_in_flight``: sessions already on it keep its pathway in their
+    steering manifest (ranked last when ``new_sessions`` is False); when
+    False the pathway leaves their manifests and players move.
+    ``health``: every restriction comes from the appliance's held status
+    (dead, failing, no BGP session up, over capacity), none from an operator
+    or turn-up: steering counts passing it over as a health miss.
+    """
+
+    new_sessions: bool
+    keep_in_flight: bool
+    reason: str
+    health: bool = False
+
+
+#: What an appliance's entry holds until the control plane computes its steering state.
+SERVING = SteeringState(True, True, "serving")
+
+
+@dataclass(frozen=True)
 class Appliance:
     id: str
     site_id: str
@@ -114,6 +137,8 @@ class Appliance:
     appliance_class: str = "storage"  # hardware class: sets the default fill rate cap
     fill_bps: float | None = None  # fill rate cap override, bits/s
     titles_partial: frozenset[str] = frozenset()  # titles with some, not all, files held
+    # maintenance + held status + turn-up, computed by the control plane (never per request)
+    steering: SteeringState = SERVING
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ Rules of this module:
   the held status's components (:data:`localcast.core.status.STEERING_EFFECTS`:
   dead or failing -> out; no BGP session up or over capacity -> no new
   sessions); drained -> no new sessions. Otherwise new sessions go to it.
+  The state (:class:`localcast.core.fleet.SteeringState`, carried by the
+  snapshot's appliance entry) says ``health`` when only the held status
+  restricts it, so steering counts passing it over as a health miss.
 
 Pure: no I/O and no clock reads (``now`` is a parameter); all data frozen.
 """
@@ -42,6 +45,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
+from localcast.core.fleet import SteeringState
 from localcast.core.status import StatusLevel, StatusState, SteeringEffect
 
 __all__ = [
@@ -153,28 +157,17 @@ def ended(maintenance: Maintenance, now: float) -> Maintenance:
     return replace(maintenance, until=max(min(maintenance.until, now), maintenance.since))
 
 
-@dataclass(frozen=True)
-class SteeringState:
-    """How steering treats one appliance now.
-
-    ``new_sessions``: playback requests may be steered to it.
-    ``keep_in_flight``: sessions already on it keep its pathway in their
-    steering manifest (ranked last when ``new_sessions`` is False); when
-    False the pathway leaves their manifests and players move.
-    """
-
-    new_sessions: bool
-    keep_in_flight: bool
-    reason: str
-
-
 def steering_state(
     maintenance: Maintenance | None,
     status: StatusState | None,
     turned_up: bool,
     now: float,
 ) -> SteeringState:
-    """Combine maintenance, held status and turn-up: the strongest restriction wins."""
+    """Combine maintenance, held status and turn-up: the strongest restriction wins.
+
+    The state's ``health`` is True when every restriction comes from the held
+    status's components (none from maintenance, turn-up or an unknown status).
+    """
     limits: list[tuple[SteeringEffect, str]] = []
     active = effective(maintenance, now)
     if active is not None and active.mode is MaintenanceMode.DISABLE:
@@ -183,13 +176,15 @@ def steering_state(
         limits.append((SteeringEffect.OUT, "not turned up"))
     if status is None or status.level is StatusLevel.UNKNOWN:
         limits.append((SteeringEffect.OUT, "status unknown: never heard from"))
-    else:
+    other = len(limits)
+    if status is not None and status.level is not StatusLevel.UNKNOWN:
         for comp in status.components:
             if comp.effect is not SteeringEffect.SERVE:
                 why = comp.reason(status.observed.recover_after_s, status.at)
                 limits.append((comp.effect, f"{comp.name} {comp.level}: {why}"))
     if active is not None and active.mode is MaintenanceMode.DRAIN:
         limits.append((SteeringEffect.NO_NEW, active.describe(now)))
+        other += 1
     if not limits:
         level = status.level if status is not None else StatusLevel.UNKNOWN
         return SteeringState(True, True, f"serving: status {level}")
@@ -198,4 +193,5 @@ def steering_state(
         new_sessions=False,
         keep_in_flight=strongest < SteeringEffect.OUT,
         reason="; ".join(why for _, why in limits),
+        health=other == 0,
     )

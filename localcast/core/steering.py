@@ -20,8 +20,12 @@ function (a GeoIP database). The rules, in the order they apply:
 3. **Appliance eligibility**: at a BGP site, only the appliances that heard
    a route covering the client ("heard no route covering ..." otherwise:
    the ISP's advertisements to the site differ); registered, not drained, alive
-   (:func:`localcast.core.health.liveness`), holds the title complete
-   ("content miss" otherwise), not saturated ("health miss" otherwise).
+   (:func:`localcast.core.health.liveness`), taking new sessions by its
+   steering state (:attr:`~localcast.core.fleet.Appliance.steering`: drain,
+   disable, turn-up and held status, computed by the control plane and held
+   by the snapshot; its reason otherwise, prefixed "health miss" when only
+   the status restricts it), holds the title complete ("content miss"
+   otherwise), not saturated ("health miss" otherwise).
 4. **Order inside a site**: rendezvous hashing of the title id over the
    site's eligible appliances, weighted by capacity (score
    ``-gbps / ln(h)``), so each title sticks to the same appliances and
@@ -68,6 +72,7 @@ from localcast.core.routes import IPAddress, RouteMatch, parse_address, select_r
 
 DEFAULT_LIMIT = 4
 DEFAULT_PER_SITE = 2
+HEALTH_MISS = "health miss"  # how an exclusion for the appliance's health begins
 
 
 @dataclass(frozen=True)
@@ -241,11 +246,14 @@ def ineligibility(appliance: Appliance, title_id: str, now: float) -> str | None
     live = liveness(appliance.health, now)
     if not live.alive:
         return live.reason
+    st = appliance.steering
+    if not st.new_sessions:
+        return f"{HEALTH_MISS}: {st.reason}" if st.health else st.reason
     if title_id not in appliance.titles:
         return f"content miss: does not hold {title_id} complete"
     if saturated(appliance):
         return (
-            f"health miss: saturated ({appliance.load.egress_bps / 1e9:.2f} of "
+            f"{HEALTH_MISS}: saturated ({appliance.load.egress_bps / 1e9:.2f} of "
             f"{appliance.gbps:g} Gbit/s)"
         )
     return None
@@ -302,11 +310,13 @@ def _rank_all(
                 continue
             excluded.append(Exclusion(appliance.id, cand.site.id, why))
             alive = liveness(appliance.health, now).alive
+            steering = appliance.steering
             if (
                 cand.site.kind is SiteKind.ORIGIN
                 and appliance.state is ApplianceState.REGISTERED
                 and not appliance.drained
                 and not alive
+                and (steering.new_sessions or steering.health)
             ):
                 dead_origin.append(appliance)
         ordered = rendezvous_order(title_id, ok)
@@ -428,11 +438,16 @@ def _explain(c: SiteCandidate) -> SiteExplain:
 
 @dataclass(frozen=True)
 class PathwayPriority:
-    """A session's pathways re-ranked now: ``order`` best first, demoted ones last."""
+    """A session's pathways re-ranked now: ``order`` best first, demoted ones last.
+
+    ``dropped``: pathways left out of ``order`` (their appliance's steering
+    state keeps no in-flight session), each with its reason.
+    """
 
     snapshot_version: int
     order: tuple[str, ...]
     demoted: tuple[Exclusion, ...]
+    dropped: tuple[Exclusion, ...] = ()
 
 
 def rerank(
@@ -448,7 +463,11 @@ def rerank(
     Eligible pathways keep the steering order; those no longer eligible
     (dead, drained, gone, content miss) move to the end in their original
     order, each with its reason, so a player that has tried everything else
-    may still try them.
+    may still try them. A pathway whose appliance's steering state keeps no
+    in-flight session (disabled, dead or failing by its held status, not
+    turned up) is dropped, so players move off it now; unless that would
+    leave the session no pathway at all (then it stays, demoted: a player
+    with nowhere else to go keeps trying it).
     """
     decision = steer(
         snapshot, client_ip, title_id, now, limit=max(len(snapshot.appliances), 1), locate=locate
@@ -464,6 +483,19 @@ def rerank(
         for pid in session_pathways
         if pid not in ranked
     ]
+    kept = [
+        d
+        for d in demoted
+        if d.appliance_id not in snapshot.appliances
+        or snapshot.appliances[d.appliance_id].steering.keep_in_flight
+    ]
+    dropped: list[Exclusion] = []
+    if ranked or kept:
+        dropped = [d for d in demoted if d not in kept]
+        demoted = kept
     return PathwayPriority(
-        snapshot.version, tuple(ranked) + tuple(d.appliance_id for d in demoted), tuple(demoted)
+        snapshot.version,
+        tuple(ranked) + tuple(d.appliance_id for d in demoted),
+        tuple(demoted),
+        tuple(dropped),
     )

@@ -11,7 +11,9 @@ Rules of this module:
   appliance (e.g. a request to its base URL) succeeded. No probe yet ->
   pending; a failed probe -> fail, with the probe's detail.
 - **content**: the last probe that fetched a file it holds through a valid
-  signed token got the right bytes. Same outcomes as *reachable*.
+  signed token got the right bytes. Same outcomes as *reachable*; when the
+  control plane has nothing to fetch yet (``content_waiting``, e.g. the
+  appliance holds no title complete) the check is pending with that reason.
 - **bgp**: when the appliance's site speaks BGP (``bgp_required``), at least
   one of its configured sessions is established. No session configured ->
   fail; none established and one down for longer than ``bgp_grace_s`` ->
@@ -20,7 +22,9 @@ Rules of this module:
 - **fill**: the appliance holds at least ``fill_share`` (default all) of
   its fill manifest's titles, rounded up. No manifest yet -> pending; a
   manifest with no titles -> pass; a fill alarm (e.g. "disk full: ...") ->
-  fail with its text; otherwise pending while it fills.
+  fail with its text; otherwise pending while it fills. An appliance that
+  is not filled (``fill_required`` False: an origin holds the whole
+  catalog) passes.
 - ``serving_allowed`` once every check passes. Turn-up is **sticky**: the
   first time all pass, ``turned_up_at`` is recorded and serving stays
   allowed whatever the checks say later (a later fault is a health matter,
@@ -102,6 +106,8 @@ class TurnupInputs:
     titles_wanted: int | None = None  # None: no fill manifest yet
     titles_held: int = 0
     fill_alarm: str | None = None
+    content_waiting: str | None = None  # why no content probe was made yet, if known
+    fill_required: bool = True  # False: the appliance is not filled (origin)
 
 
 @dataclass(frozen=True)
@@ -125,9 +131,9 @@ class Turnup:
         return "not turned up: " + "; ".join(waiting)
 
 
-def _probe(check: Check, probe: Probe | None, what: str) -> CheckResult:
+def _probe(check: Check, probe: Probe | None, what: str, waiting: str | None = None) -> CheckResult:
     if probe is None:
-        return CheckResult(check, Outcome.PENDING, "not probed yet")
+        return CheckResult(check, Outcome.PENDING, waiting or "not probed yet")
     detail = f": {probe.detail}" if probe.detail else ""
     if probe.ok:
         return CheckResult(check, Outcome.PASS, f"{what} at {probe.at:.0f}{detail}")
@@ -159,6 +165,8 @@ def _bgp(inputs: TurnupInputs, now: float, policy: TurnupPolicy) -> CheckResult:
 
 
 def _fill(inputs: TurnupInputs, policy: TurnupPolicy) -> CheckResult:
+    if not inputs.fill_required:
+        return CheckResult(Check.FILL, Outcome.PASS, "not required: the appliance is not filled")
     wanted = inputs.titles_wanted
     if wanted is None:
         return CheckResult(Check.FILL, Outcome.PENDING, "no fill manifest yet")
@@ -179,7 +187,12 @@ def turnup_checks(
     """Every turn-up check, in a fixed order (reachable, content, bgp, fill)."""
     return (
         _probe(Check.REACHABLE, inputs.reachability, "reachable"),
-        _probe(Check.CONTENT, inputs.content, "served a file with a valid token"),
+        _probe(
+            Check.CONTENT,
+            inputs.content,
+            "served a file with a valid token",
+            inputs.content_waiting,
+        ),
         _bgp(inputs, now, policy),
         _fill(inputs, policy),
     )

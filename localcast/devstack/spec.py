@@ -20,6 +20,14 @@ class NodeSpec:
 
     ``serves_origin``: its store is the control plane's origin store itself
     (the last-resort origin appliance), not a store of its own.
+
+    For fault tests, a node can live elsewhere than plain loopback:
+    ``netns`` runs its processes (serve, reporter, fill agent) inside that
+    network namespace (made by the caller, ``ip netns exec``), ``listen`` is
+    the address it serves on there, and ``control_url`` is how its reporter
+    and fill agent reach the control plane from there (a forwarder of the
+    caller's; default the stack's own URL). ``fill_reserve_mb``: the fill
+    agent's ``--reserve-mb`` (default the agent's).
     """
 
     id: str
@@ -27,6 +35,10 @@ class NodeSpec:
     gbps: float = 10.0
     disk_gb: float = 10.0
     serves_origin: bool = False
+    listen: str = "127.0.0.1"
+    netns: str | None = None
+    control_url: str | None = None
+    fill_reserve_mb: float | None = None
 
 
 @dataclass(frozen=True)

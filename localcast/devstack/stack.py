@@ -21,6 +21,15 @@ Each appliance (``appliance serve`` with its workers, and its reporter) is one
 process group: :meth:`LocalStack.kill` is a power cut (SIGKILL to the group),
 :meth:`LocalStack.stop_appliance` a clean stop.
 
+Fault hooks, for the fault tests: :meth:`LocalStack.pause` and
+:meth:`LocalStack.resume` (SIGSTOP / SIGCONT to the group: a hung node),
+:meth:`LocalStack.restart_appliance` (a killed or stopped node again, same
+home, store and port), :meth:`LocalStack.stop_control` and
+:meth:`LocalStack.start_control` (the control plane down and back on the same
+port and database), :meth:`LocalStack.spawn_beside` (another ``localcast``
+command in a node's home and group, e.g. its BGP speaker). A node can run in a
+network namespace of the caller's (:class:`~localcast.devstack.spec.NodeSpec`).
+
 Placement, two ways. With ``fill=True`` each appliance (but the origin ones)
 also runs its fill agent (``localcast appliance fill``) and
 :meth:`LocalStack.publish` imports the title, asks the control plane for a
@@ -35,6 +44,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +58,7 @@ from localcast.devstack.procs import (
     Proc,
     kill_group,
     localcast_argv,
+    signal_group,
     spawn,
     stop_groups,
     wait_for_line,
@@ -128,6 +139,7 @@ class LocalStack:
             )
             for n in spec.appliances
         }
+        self._paused: set[str] = set()
         self._http = httpx.Client(trust_env=False, timeout=10.0)
 
     # --- where things are ------------------------------------------------------------------
@@ -179,19 +191,21 @@ class LocalStack:
 
     def close(self) -> None:
         """Stop every process this stack started (appliances first, then the control plane)."""
+        for aid in sorted(self._paused):  # a stopped process would sit out SIGTERM
+            self.resume(aid)
         groups = [a.procs for a in self.appliances.values()]
         stop_groups(groups, grace_s=10.0)
         if self.control is not None:
             stop_groups([[self.control]], grace_s=10.0)
         self._http.close()
 
-    def _start_control(self) -> None:
+    def _start_control(self, port: int = 0) -> None:
         home = self.control_home
         (home / "credentials").mkdir(parents=True, exist_ok=True)
         self.origin.mkdir(parents=True, exist_ok=True)
-        settings = {**CONTROL_DEFAULTS, **self.spec.control, "listen": LOOPBACK, "port": 0}
+        settings = {**CONTROL_DEFAULTS, **self.spec.control, "listen": LOOPBACK, "port": port}
         (home / "config.toml").write_text(control_config_toml(settings))
-        create_keyring(self.keys)
+        create_keyring(self.keys)  # keeps the existing keyring on a restart
         argv = localcast_argv(home, "control", "serve", log_level="info")
         self.control = spawn("control", argv, self.logs / "control.log")
         url = wait_for_line(self.control, CONTROL_READY_RE, self.start_timeout_s).group(1)
@@ -202,19 +216,26 @@ class LocalStack:
             self.start_timeout_s,
         )
 
+    def _argv(self, node: ApplianceNode, *args: str) -> list[str]:
+        """``localcast ARGS`` in the node's home (inside its network namespace, if any)."""
+        argv = localcast_argv(node.home, *args, log_level=self.log_level)
+        return argv if node.spec.netns is None else ["ip", "netns", "exec", node.spec.netns, *argv]
+
+    def _spawn_serve(self, node: ApplianceNode, port: int = 0) -> None:
+        serve = [
+            *("appliance", "serve", "--listen", node.spec.listen, "--port", str(port)),
+            *("--workers", str(self.workers), "--store", str(node.store)),
+            *("--cors-origin", self.control_url, "--access-log", "off"),
+        ]
+        node.procs = [spawn(node.id, self._argv(node, *serve), self.logs / f"{node.id}.log")]
+
     def _start_appliances(self) -> None:
         for node in self.appliances.values():
             node.home.mkdir(parents=True, exist_ok=True)
             node.store.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.keys, node.home / "keys.json")
             (node.home / "keys.json").chmod(0o600)
-            serve = [
-                *("appliance", "serve", "--listen", LOOPBACK, "--port", "0"),
-                *("--workers", str(self.workers), "--store", str(node.store)),
-                *("--cors-origin", self.control_url, "--access-log", "off"),
-            ]
-            argv = localcast_argv(node.home, *serve, log_level=self.log_level)
-            node.procs.append(spawn(node.id, argv, self.logs / f"{node.id}.log"))
+            self._spawn_serve(node)
         for node in self.appliances.values():
             ready = wait_for_line(node.procs[0], APPLIANCE_READY_RE, self.start_timeout_s)
             node.url = ready.group(1).rstrip("/")
@@ -235,22 +256,28 @@ class LocalStack:
             if secret is None:
                 raise StackError(f"the control plane issued no credential for {node.id}")
             CredentialStore(node.home / "credentials").write(node.id, secret)
-            report = [
-                *("control", "reporter", "--appliance", node.id, "--store", str(node.store)),
-                *("--control-url", self.control_url, "--interval", f"{self.reporter_interval_s:g}"),
+            self._spawn_agents(node)
+
+    def _spawn_agents(self, node: ApplianceNode) -> None:
+        """The node's reporter (and fill agent), in its process group."""
+        control_url = node.spec.control_url or self.control_url
+        report = [
+            *("control", "reporter", "--appliance", node.id, "--store", str(node.store)),
+            *("--control-url", control_url, "--interval", f"{self.reporter_interval_s:g}"),
+        ]
+        log = self.logs / f"{node.id}-reporter.log"
+        group = node.procs[0].pgid
+        node.procs.append(spawn(f"{node.id}-reporter", self._argv(node, *report), log, group=group))
+        if self.fill and not node.spec.serves_origin:
+            agent = [
+                *("appliance", "fill", "--appliance", node.id, "--store", str(node.store)),
+                *("--control-url", control_url, "--refresh", f"{self.fill_refresh_s:g}"),
+                *("--retry", f"{self.fill_refresh_s:g}"),
             ]
-            argv = localcast_argv(node.home, *report, log_level=self.log_level)
-            log = self.logs / f"{node.id}-reporter.log"
-            node.procs.append(spawn(f"{node.id}-reporter", argv, log, group=node.procs[0].pgid))
-            if self.fill and not node.spec.serves_origin:
-                agent = [
-                    *("appliance", "fill", "--appliance", node.id, "--store", str(node.store)),
-                    *("--control-url", self.control_url, "--refresh", f"{self.fill_refresh_s:g}"),
-                    *("--retry", f"{self.fill_refresh_s:g}"),
-                ]
-                argv = localcast_argv(node.home, *agent, log_level=self.log_level)
-                log = self.logs / f"{node.id}-fill.log"
-                node.procs.append(spawn(f"{node.id}-fill", argv, log, group=node.procs[0].pgid))
+            if node.spec.fill_reserve_mb is not None:
+                agent += ["--reserve-mb", f"{node.spec.fill_reserve_mb:g}"]
+            log = self.logs / f"{node.id}-fill.log"
+            node.procs.append(spawn(f"{node.id}-fill", self._argv(node, *agent), log, group=group))
 
     # --- content ---------------------------------------------------------------------------
 
@@ -285,16 +312,19 @@ class LocalStack:
     def wait_serving(
         self, title_id: str, appliance_ids: Iterable[str] | None = None, timeout_s: float = 30.0
     ) -> None:
-        """Wait until the control plane sees each appliance alive and holding ``title_id``."""
+        """Wait until the control plane sees each appliance alive, holding ``title_id`` and
+        taking new sessions (turned up: the control plane probed it once it held a title)."""
         wanted = set(self._ids(appliance_ids))
 
         def ready() -> bool:
             fleet = self._http.get(f"{self.control_url}/v1/appliances").json()
-            alive = {a["id"] for a in fleet if a.get("alive")}
+            alive = {a["id"] for a in fleet if a.get("alive") and _steerable(a)}
             title = self._http.get(f"{self.control_url}/v1/titles/{title_id}").json()
             return wanted <= alive and wanted <= set(title.get("appliances_holding", ()))
 
-        wait_until(ready, f"{', '.join(sorted(wanted))} alive and holding {title_id}", timeout_s)
+        wait_until(
+            ready, f"{', '.join(sorted(wanted))} alive, holding {title_id}, turned up", timeout_s
+        )
 
     def publish(self, title_id: str, appliance_ids: Iterable[str] | None = None) -> list[str]:
         """Import, place and wait until steering can use every appliance holding the title.
@@ -367,6 +397,13 @@ class LocalStack:
         for title_id in wanted:
             title = self._http.get(f"{self.control_url}/v1/titles/{title_id}").json()
             out[title_id] = sorted(set(title.get("appliances_holding", ())) - origin)
+        holders = set().union(origin, *out.values())
+
+        def turned_up() -> bool:  # an appliance holding a title is probed, then turned up
+            fleet = self._http.get(f"{self.control_url}/v1/appliances").json()
+            return holders <= {a["id"] for a in fleet if _steerable(a)}
+
+        wait_until(turned_up, f"{', '.join(sorted(holders))} turned up", timeout_s)
         return out
 
     def _ids(self, appliance_ids: Iterable[str] | None) -> Iterator[str]:
@@ -381,10 +418,62 @@ class LocalStack:
     def kill(self, appliance_id: str) -> None:
         """SIGKILL the appliance's whole process group (server, workers, reporter)."""
         kill_group(self.appliances[appliance_id].procs)
+        self._paused.discard(appliance_id)
 
     def stop_appliance(self, appliance_id: str) -> None:
         """Stop the appliance cleanly (SIGTERM to its group, SIGKILL after a grace period)."""
+        self.resume(appliance_id)
         stop_groups([self.appliances[appliance_id].procs])
+
+    def pause(self, appliance_id: str) -> None:
+        """SIGSTOP the appliance's group: a hung node (sockets open, nothing answers, no
+        heartbeats). :meth:`resume` undoes it; :meth:`close` resumes before stopping."""
+        signal_group(self.appliances[appliance_id].procs[0].pgid, signal.SIGSTOP)
+        self._paused.add(appliance_id)
+
+    def resume(self, appliance_id: str) -> None:
+        """SIGCONT the appliance's group (after :meth:`pause`)."""
+        if appliance_id in self._paused:
+            signal_group(self.appliances[appliance_id].procs[0].pgid, signal.SIGCONT)
+            self._paused.discard(appliance_id)
+
+    def restart_appliance(self, appliance_id: str) -> None:
+        """Start a killed or stopped appliance again: same home, store, port and credential,
+        its reporter (and fill agent) too; returns once it listens (not yet alive again:
+        :meth:`wait_alive`)."""
+        node = self.appliances[appliance_id]
+        if node.running():
+            raise StackError(f"{appliance_id} is running")
+        port = int(node.url.rsplit(":", 1)[1])
+        self._spawn_serve(node, port)
+        wait_for_line(node.procs[0], APPLIANCE_READY_RE, self.start_timeout_s)
+        self._spawn_agents(node)
+
+    def spawn_beside(self, appliance_id: str, name: str, *args: str) -> Proc:
+        """Run ``localcast ARGS`` in the appliance's home, namespace and process group (so it
+        stops, dies or hangs with the node), logging to ``logs/<id>-<name>.log``."""
+        node = self.appliances[appliance_id]
+        log = self.logs / f"{node.id}-{name}.log"
+        proc = spawn(f"{node.id}-{name}", self._argv(node, *args), log, group=node.procs[0].pgid)
+        node.procs.append(proc)
+        return proc
+
+    def stop_control(self, kill: bool = True) -> None:
+        """Stop the control plane: SIGKILL (a crash) or SIGTERM (a clean stop). Appliances,
+        reporters and players carry on without it; :meth:`start_control` brings it back."""
+        if self.control is None:
+            return
+        if kill:
+            kill_group([self.control])
+        else:
+            stop_groups([[self.control]], grace_s=10.0)
+        self.control = None
+
+    def start_control(self) -> None:
+        """Start the control plane again on its port, with its home and database."""
+        if self.control is not None:
+            raise StackError("the control plane is running")
+        self._start_control(port=int(self.control_url.rsplit(":", 1)[1]))
 
     def views(self, profile_id: str, title_id: str) -> dict[str, Any] | None:
         """The stored view (``GET /v1/views/...``), or None if there is none."""
@@ -394,3 +483,9 @@ class LocalStack:
         resp.raise_for_status()
         data: dict[str, Any] = resp.json()
         return data
+
+
+def _steerable(appliance: dict[str, Any]) -> bool:
+    """An entry of ``GET /v1/appliances`` that steering sends new sessions to."""
+    steering = appliance.get("steering") or {}
+    return bool(steering.get("new_sessions", True))
