@@ -287,6 +287,19 @@ def _show(data: dict[str, Any]) -> None:
     typer.echo(f"{data['appliance_id']}: {taking}, {kept} ({steering['reason']})")
 
 
+def _begin(
+    mode: str,
+    ctx: typer.Context,
+    appliance_id: str,
+    duration: str,
+    reason: str,
+    control_url: str | None,
+    admin_token: str | None,
+) -> None:
+    body = {"mode": mode, "duration": duration, "reason": reason}
+    _show(_maintenance(ctx, appliance_id, control_url, admin_token, body))
+
+
 def drain(
     ctx: typer.Context,
     appliance_id: ApplianceId,
@@ -296,8 +309,7 @@ def drain(
     admin_token: AdminToken = None,
 ) -> None:
     """Drain an appliance: no new sessions; sessions on it finish there."""
-    body = {"mode": "drain", "duration": duration, "reason": reason}
-    _show(_maintenance(ctx, appliance_id, control_url, admin_token, body))
+    _begin("drain", ctx, appliance_id, duration, reason, control_url, admin_token)
 
 
 def disable(
@@ -309,8 +321,7 @@ def disable(
     admin_token: AdminToken = None,
 ) -> None:
     """Disable an appliance: out of steering entirely (players on it move now)."""
-    body = {"mode": "disable", "duration": duration, "reason": reason}
-    _show(_maintenance(ctx, appliance_id, control_url, admin_token, body))
+    _begin("disable", ctx, appliance_id, duration, reason, control_url, admin_token)
 
 
 def enable(

@@ -39,17 +39,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 
+from localcast.control.topology import Ident
 from localcast.control.validation import describe
 from localcast.core.fillwindow import APPLIANCE_CLASSES, parse_window
 from localcast.core.fleet import SiteKind
 
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 #: Local-hour weights of viewing, midnight first: a quiet morning, an evening peak at 21:00.
