@@ -49,11 +49,12 @@ from typer.testing import CliRunner
 
 from localcast.cli import app as cli_app
 from localcast.control.db import alembic_config, make_engine, migrate
-from localcast.control.demand import DEFAULT_REGION, demand_region, utc_day
+from localcast.control.demand import utc_day
 from localcast.control.models import Base, DemandDaily, FillTransfer
 from localcast.control.service import ControlPlane
 from localcast.control.steering_stats import CONTENT_MISS, HEALTH_MISS, Outcome, outcome
 from localcast.control.topology import TopologyError, load_topology, parse_topology
+from localcast.core.fillplan import DEFAULT_REGION, demand_region
 from localcast.core.fillsources import FillNode, site_leader
 from localcast.core.fleet import Load, SiteKind
 from localcast.core.steering import steer

@@ -15,7 +15,7 @@ Map of the package (one concept per module):
 * ``demand``        playback sessions per (day, region, title), counted in memory, flushed
 * ``steering_stats`` playback decisions by outcome (embedded ... origin, content/health miss)
 * ``fills``         :class:`FillService`: demand flush, planning, agent manifests and reports
-* ``fill_plan``, ``fill_manifest``, ``fill_progress``, ``fill_state``  the fill's pure parts
+* ``fill_manifest``, ``fill_progress``, ``fill_state``  the fill's pure parts
   (forecast + placement -> manifests; the agent's manifest; progress, links, live regions)
 * ``fill_api``, ``fill_schemas``  the fill routes and bodies
 * ``traffic``       :class:`TrafficService`: appliance traffic reports and playback decisions

@@ -14,10 +14,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from localcast.core.fleet import Site, SiteKind
+from localcast.core.fillplan import demand_region
+from localcast.core.fleet import Site
 from localcast.core.steering import SteeringDecision
 
-DEFAULT_REGION = "default"
 DAY_S = 86400
 
 DemandKey = tuple[int, str, str]  # (UTC day, region, title_id)
@@ -26,16 +26,6 @@ DemandKey = tuple[int, str, str]  # (UTC day, region, title_id)
 def utc_day(now: float) -> int:
     """The UTC day number of unix time ``now``."""
     return int(now // DAY_S)
-
-
-def demand_region(decision: SteeringDecision, sites: Mapping[str, Site]) -> str:
-    """The popularity region a decision's client belongs to (see the module text)."""
-    for candidate in decision.sites:  # in steering order
-        if candidate.kind is SiteKind.ORIGIN:
-            continue
-        site = sites.get(candidate.site_id)
-        return site.region_id if site is not None else candidate.site_id
-    return DEFAULT_REGION
 
 
 class DemandCounter:

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from localcast.control.fill_manifest import required_sizes
-from localcast.control.fill_plan import placed_sites
 from localcast.control.fill_state import FillView
 from localcast.control.repository import FillStatus, LinkCrossing
+from localcast.core.fillplan import placed_sites
 from localcast.core.fillwindow import is_open, parse_window
 from localcast.core.fleet import FleetSnapshot, SiteKind
 from localcast.core.health import liveness

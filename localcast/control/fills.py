@@ -2,7 +2,7 @@
 
 :class:`FillService` belongs to a :class:`~localcast.control.service.ControlPlane`
 (``plane.fills``) and does the I/O around the pure planning
-(:mod:`localcast.control.fill_plan`), the agent manifest
+(:mod:`localcast.core.fillplan`), the agent manifest
 (:mod:`localcast.control.fill_manifest`) and the views
 (:mod:`localcast.control.fill_progress`):
 
@@ -36,13 +36,13 @@ from localcast.control import repository as repo
 from localcast.control.demand import DemandCounter, utc_day
 from localcast.control.errors import Conflict, Invalid, NotFound, Unavailable
 from localcast.control.fill_manifest import agent_manifest
-from localcast.control.fill_plan import PlanParams, placed_sites, plan_fill
 from localcast.control.fill_progress import links, live_regions, progress
 from localcast.control.fill_schemas import FillReport
 from localcast.control.fill_state import FillView
 from localcast.control.settings import ControlSettings
 from localcast.control.snapshot import SnapshotHolder
 from localcast.control.steering_stats import SteeringStats
+from localcast.core.fillplan import PlanParams, placed_sites, plan_fill
 from localcast.core.fillsources import EscalationPolicy
 from localcast.core.fleet import FleetSnapshot, SiteKind
 from localcast.core.forecast import ForecastParams, Release

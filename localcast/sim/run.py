@@ -1,7 +1,7 @@
 """The simulated days: plan, fill, steer, enforce capacity, count.
 
 Per simulated UTC day, at 00:00 UTC, as the control plane does every new day:
-:func:`localcast.control.fill_plan.plan_fill` (forecast over the demand
+:func:`localcast.core.fillplan.plan_fill` (forecast over the demand
 counted so far, placement per site, versioned manifests). Then per slot
 (``slot_minutes``):
 
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from localcast.control.fill_plan import FillPlan, PlanParams, plan_fill
+from localcast.core.fillplan import FillPlan, PlanParams, plan_fill
 from localcast.core.fillsources import EscalationPolicy
 from localcast.core.forecast import DemandRecord, ForecastParams, Release
 from localcast.core.placement import ApplianceManifest, PlacementParams, churn_floor

@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from localcast.control.demand import demand_region
+from localcast.core.fillplan import demand_region
 from localcast.core.fleet import FleetSnapshot, SiteKind
 from localcast.core.lpm import LpmIndex
 from localcast.core.steering import (

@@ -36,6 +36,7 @@ from localcast.core.placement import (
     place_site,
     prepare_catalog,
 )
+from localcast.core.steering import SteeringDecision
 
 DAY_S = 86400
 
@@ -124,3 +125,18 @@ def plan_fill(
     before = {aid: m.titles for aid, m in previous.items() if aid in manifests}
     after = {aid: m.titles for aid, m in manifests.items()}
     return FillPlan(day, fc, tuple(placements), manifests, changed, churn(before, after))
+
+
+# --- where a playback counts ---------------------------------------------------------
+
+DEFAULT_REGION = "default"  # clients only the origin can serve
+
+
+def demand_region(decision: SteeringDecision, sites: Mapping[str, Site]) -> str:
+    """The popularity region a decision's client belongs to (see the module text)."""
+    for candidate in decision.sites:  # in steering order
+        if candidate.kind is SiteKind.ORIGIN:
+            continue
+        site = sites.get(candidate.site_id)
+        return site.region_id if site is not None else candidate.site_id
+    return DEFAULT_REGION
