@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
     from localcast.cli.control_traffic import traffic  # needs this module's helpers
 
     control_app.command("traffic")(traffic)
+    from localcast.cli.control_users import register as register_users
+
+    register_users(control_app)
     fill_app = typer.Typer(
         help="Proactive fill: plan the manifests, show progress and per-link bytes.",
         no_args_is_help=True,

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from localcast import __version__
 from localcast.control import (
@@ -44,6 +44,7 @@ from localcast.control.errors import ControlError, Unauthorized
 from localcast.control.fastpath import ControlApp
 from localcast.control.prober import probe_forever
 from localcast.control.service import ControlPlane
+from localcast.portal import app as portal
 from localcast.web.assets import hlsjs_path
 from localcast.web.watch import watch_router
 
@@ -97,7 +98,10 @@ def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
     app.state.plane = plane
 
     @app.exception_handler(ControlError)
-    async def _control_error(_request: Request, exc: ControlError) -> JSONResponse:
+    async def _control_error(request: Request, exc: ControlError) -> Response:
+        shown = portal.control_error_page(request, exc)  # a browser on a portal page
+        if shown is not None:
+            return shown
         body: dict[str, Any] = {"detail": exc.reason}
         if exc.field:
             body["field"] = exc.field
@@ -129,4 +133,5 @@ def create_app(plane: ControlPlane, background_refresh: bool = True) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(watch_router(hlsjs_path()))
+    portal.install(app, plane)
     return app

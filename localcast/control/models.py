@@ -313,6 +313,80 @@ class MaintenanceRow(Base):
     reason: Mapped[str] = mapped_column(String(255), server_default="")
 
 
+# --- partner portal ------------------------------------------------------------------------------
+
+
+class PortalUser(Base):
+    """A person who logs in to the portal: an operator, or a partner's user."""
+
+    __tablename__ = "portal_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(128), server_default="")
+    role: Mapped[str] = mapped_column(String(16))
+    partner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), nullable=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PortalSession(Base):
+    """A login: the cookie carries the token, the table only its sha256."""
+
+    __tablename__ = "portal_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("portal_users.id", ondelete="CASCADE"), index=True
+    )
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class PortalInvite(Base):
+    """An operator's invitation: a one-time link that lets its holder set a password."""
+
+    __tablename__ = "portal_invites"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    partner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), nullable=True
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("portal_users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ApplianceRequestRow(Base):
+    """A partner's request for appliances, the planner's answer and the operator's decision."""
+
+    __tablename__ = "appliance_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("portal_users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    form: Mapped[dict[str, Any]] = mapped_column(JSON)
+    eligibility: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(
+        ForeignKey("portal_users.id", ondelete="SET NULL"), nullable=True
+    )
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str] = mapped_column(String(2000), server_default="")
+
+
 def utc(ts: float) -> dt.datetime:
     """Unix seconds -> aware UTC datetime (for storing)."""
     return dt.datetime.fromtimestamp(ts, dt.UTC)

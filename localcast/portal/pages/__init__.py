@@ -1,0 +1,1 @@
+"""One module per portal page (or small family of pages), each with its ``router``."""

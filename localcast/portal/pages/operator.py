@@ -1,0 +1,120 @@
+"""Operator pages: the fleet across partners, the catalog and where each title is live,
+and the users (invite a partner's user or another operator).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from localcast.control.fill_progress import live_regions
+from localcast.portal.accounts import ROLES, AccountError
+from localcast.portal.auth import Csrf, OperatorViewer, accounts_of, plane_of
+from localcast.portal.render import page, see_other
+from localcast.portal.scope import partners
+from localcast.portal.views.catalog_view import regions, title_rows
+
+router = APIRouter()
+
+
+@router.get("/portal/operator/catalog", response_class=HTMLResponse)
+def catalog(request: Request, viewer: OperatorViewer) -> Response:
+    plane = plane_of(request)
+    snap = plane.snapshot
+    live = live_regions(snap, plane.settings.live_min_sites, plane.settings.live_min_copies)
+    releases = {t: r.release_at for t, r in plane.fills.view.releases.items()}
+    return page(
+        request,
+        viewer,
+        "operator_catalog.html",
+        "Catalog and where titles are live",
+        rows=title_rows(snap, live, releases),
+        regions=regions(snap),
+        min_sites=plane.settings.live_min_sites,
+        min_copies=plane.settings.live_min_copies,
+        when=_when,
+    )
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _users_page(
+    request: Request,
+    viewer: OperatorViewer,
+    status_code: int = 200,
+    error: str = "",
+    field: str | None = None,
+    form: dict[str, str] | None = None,
+    invite_link: str = "",
+) -> Response:
+    plane = plane_of(request)
+    return page(
+        request,
+        viewer,
+        "operator_users.html",
+        "Users and invitations",
+        status_code=status_code,
+        users=accounts_of(request).users(),
+        partners=partners(plane),
+        roles=ROLES,
+        error=error,
+        field=field,
+        form=form or {"email": "", "role": "partner", "partner": ""},
+        invite_link=invite_link,
+    )
+
+
+@router.get("/portal/operator/users", response_class=HTMLResponse)
+def users(request: Request, viewer: OperatorViewer) -> Response:
+    return _users_page(request, viewer)
+
+
+@router.post("/portal/operator/users/invite", response_class=HTMLResponse, dependencies=[Csrf])
+def invite(
+    request: Request,
+    viewer: OperatorViewer,
+    email: Annotated[str, Form(max_length=254)] = "",
+    role: Annotated[str, Form(max_length=16)] = "partner",
+    partner: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    form = {"email": email, "role": role, "partner": partner}
+    try:
+        inv = accounts_of(request).invite(
+            email, role, partner or None, viewer.user_id, plane_of(request).clock()
+        )
+    except AccountError as exc:
+        return _users_page(request, viewer, 422, exc.reason, exc.field, form)
+    link = str(request.base_url).rstrip("/") + f"/portal/invite/{inv.token}"
+    # The link is shown once, to the operator who made it, to pass on over their own channel.
+    return _users_page(request, viewer, 201, invite_link=link, form=form)
+
+
+@router.post(
+    "/portal/operator/users/{user_id}/disable", response_class=HTMLResponse, dependencies=[Csrf]
+)
+def disable(request: Request, viewer: OperatorViewer, user_id: int) -> Response:
+    if user_id == viewer.user_id:
+        return _users_page(request, viewer, 422, "you cannot disable your own account")
+    try:
+        accounts_of(request).set_disabled(user_id, True)
+    except AccountError as exc:
+        return _users_page(request, viewer, 404, exc.reason)
+    return see_other(request, "/portal/operator/users", flash="The user is disabled.")
+
+
+@router.post(
+    "/portal/operator/users/{user_id}/enable", response_class=HTMLResponse, dependencies=[Csrf]
+)
+def enable(request: Request, viewer: OperatorViewer, user_id: int) -> Response:
+    try:
+        accounts_of(request).set_disabled(user_id, False)
+    except AccountError as exc:
+        return _users_page(request, viewer, 404, exc.reason)
+    return see_other(request, "/portal/operator/users", flash="The user is enabled.")

@@ -1,0 +1,1 @@
+"""View models for the portal's pages: plane data turned into rows (pure)."""
