@@ -82,6 +82,7 @@ class Env:
     def client(self, ip: str = "10.1.2.3") -> Any:
         if ip not in self.clients:
             self.clients[ip] = client_for(self.plane, ip)
+            self.clients[ip].headers.update(AUTH)  # an operator's tools read with the token
         return self.clients[ip]
 
     def up(self, *aids: str, interval_s: float = 5.0) -> None:
@@ -98,7 +99,7 @@ class Env:
         return out
 
     def appliance(self, aid: str) -> dict[str, Any]:
-        r = self.client().get(f"/v1/appliances/{aid}")
+        r = self.client().get(f"/v1/appliances/{aid}", headers=AUTH)
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()
         return out
@@ -383,6 +384,7 @@ def test_turnup_gates_steering_until_probes_pass_then_sticks_across_a_restart(
         creds = plane.apply_topology(parse_topology(topology)).credentials
         plane.import_manifests([title.manifest])
         c = client_for(plane, "10.1.2.3")
+        c.headers.update(AUTH)  # an operator's tool: reads the fleet with the admin token
         # a1 holds t1, a2 says it does but its store is empty, b1 holds nothing, ix1 and o1
         # have no data plane behind their URLs
         bring_up(c, creds, {"a1": [title], "a2": [title], "b1": [], "ix1": [title], "o1": [title]})
@@ -449,6 +451,7 @@ def test_turnup_gates_steering_until_probes_pass_then_sticks_across_a_restart(
     restarted = make_plane(root, clock, admin_token=ADMIN, turnup_required=True)
     try:
         c = client_for(restarted, "10.1.2.3")
+        c.headers.update(AUTH)
         for aid in ("a1", "a2"):
             beat(c, creds, aid)
         a1 = c.get("/v1/appliances/a1").json()
@@ -545,7 +548,7 @@ def test_maintenance_ends_by_itself_and_survives_a_restart(env: Env) -> None:
     restarted = make_plane(env.root, env.clock, admin_token=ADMIN)
     try:
         c = client_for(restarted)
-        assert c.get("/v1/appliances/a1").json()["maintenance"]["mode"] == "disable"
+        assert c.get("/v1/appliances/a1", headers=AUTH).json()["maintenance"]["mode"] == "disable"
         assert restarted.snapshot.appliances["a1"].steering.reason == "disabled, 3h left"
     finally:
         restarted.close()
@@ -585,7 +588,7 @@ def test_durations_outside_3h_to_30d_are_refused_with_a_clear_422(
 
 
 def test_maintenance_needs_the_admin_token_a_known_appliance_and_a_mode(env: Env) -> None:
-    c = env.client()
+    c = client_for(env.plane)  # no token
     body = {"mode": "drain", "duration": "6h"}
     assert c.post("/v1/appliances/a1/maintenance", json=body).status_code == 401
     assert c.delete("/v1/appliances/a1/maintenance").status_code == 401

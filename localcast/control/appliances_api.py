@@ -22,7 +22,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 
 from localcast.control.credentials import bearer
-from localcast.control.deps import Plane
+from localcast.control.deps import FleetReader, Plane
 from localcast.control.errors import NotFound
 from localcast.control.health import status_reason
 from localcast.control.schemas import (
@@ -211,14 +211,16 @@ def appliance_out(
     )
 
 
-@router.get("/v1/appliances", response_model=list[ApplianceOut])
+@router.get("/v1/appliances", response_model=list[ApplianceOut], dependencies=[FleetReader])
 def list_appliances(plane: Plane) -> list[ApplianceOut]:
     now = plane.clock()
     snap = plane.health.refresh(now)  # statuses move with time: observe them now
     return [appliance_out(plane, snap, a, now) for _, a in sorted(snap.appliances.items())]
 
 
-@router.get("/v1/appliances/{appliance_id}", response_model=ApplianceOut)
+@router.get(
+    "/v1/appliances/{appliance_id}", response_model=ApplianceOut, dependencies=[FleetReader]
+)
 def get_appliance(appliance_id: str, plane: Plane) -> ApplianceOut:
     now = plane.clock()
     snap = plane.health.refresh(now)

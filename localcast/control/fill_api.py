@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 
 from localcast.control.credentials import bearer
-from localcast.control.deps import Admin, Plane
+from localcast.control.deps import Admin, FleetReader, Plane
 from localcast.control.fill_schemas import (
     FillPlanOut,
     FillReport,
@@ -84,16 +84,16 @@ def fill_report(
     return FillReportOut(ok=True, stored=stored, duplicates=duplicates)
 
 
-@router.get("/v1/fill/progress")
+@router.get("/v1/fill/progress", dependencies=[FleetReader])
 def fill_progress(plane: Plane) -> dict[str, Any]:
     return plane.fills.progress(plane.clock())
 
 
-@router.get("/v1/fill/links")
+@router.get("/v1/fill/links", dependencies=[FleetReader])
 def fill_links(plane: Plane, detail: bool = True) -> list[dict[str, Any]]:
     return plane.fills.links(detail)
 
 
-@router.get("/v1/steering/stats")
+@router.get("/v1/steering/stats", dependencies=[FleetReader])
 async def steering_stats(plane: Plane) -> dict[str, Any]:
     return plane.fills.stats.view()

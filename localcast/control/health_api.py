@@ -15,7 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from localcast.control.appliances_api import maintenance_out, steering_out
-from localcast.control.deps import Admin, Plane
+from localcast.control.deps import Admin, PartnerReader, Plane
 from localcast.control.errors import Invalid
 from localcast.control.schemas import AlertOut, MaintenanceAnswer, MaintenanceRequest
 from localcast.core.maintenance import DurationError
@@ -60,7 +60,9 @@ def end_maintenance(appliance_id: str, plane: Plane) -> MaintenanceAnswer:
     )
 
 
-@router.get("/v1/partners/{partner_id}/alerts", response_model=list[AlertOut])
+@router.get(
+    "/v1/partners/{partner_id}/alerts", response_model=list[AlertOut], dependencies=[PartnerReader]
+)
 def partner_alerts(partner_id: str, plane: Plane) -> list[AlertOut]:
     return [
         AlertOut(

@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from localcast.control import sessions
-from localcast.control.deps import Client, Plane, public_base
+from localcast.control.deps import Client, FleetReader, Plane, public_base
 from localcast.control.errors import Invalid, NotFound
 from localcast.control.explain import explanation
 from localcast.control.schemas import PlaybackRequest, PlaybackResponse
@@ -186,7 +186,7 @@ async def session_steering(
     return JSONResponse(body, headers=NO_STORE)
 
 
-@router.get("/v1/steering/explain")
+@router.get("/v1/steering/explain", dependencies=[FleetReader])
 async def explain(
     plane: Plane,
     client: Client,

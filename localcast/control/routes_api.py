@@ -30,7 +30,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 
 from localcast.control.credentials import bearer
-from localcast.control.deps import Plane
+from localcast.control.deps import FleetReader, Plane
 from localcast.control.errors import Invalid, NotFound
 from localcast.control.route_feed import RouteFeed
 from localcast.control.route_schemas import (
@@ -169,7 +169,7 @@ def _routes_for(
     return None
 
 
-@router.get("/v1/routes", response_model=RoutesPage)
+@router.get("/v1/routes", response_model=RoutesPage, dependencies=[FleetReader])
 def get_routes(
     plane: Plane,
     appliance: str | None = None,
@@ -243,7 +243,7 @@ def _appliance_routes(snap: FleetSnapshot, feed: RouteFeed, aid: str) -> Applian
     )
 
 
-@router.get("/v1/routes/reports", response_model=RouteReportsOut)
+@router.get("/v1/routes/reports", response_model=RouteReportsOut, dependencies=[FleetReader])
 def get_route_reports(
     plane: Plane, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
 ) -> RouteReportsOut:

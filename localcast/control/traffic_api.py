@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from localcast.control.credentials import bearer
-from localcast.control.deps import Plane
+from localcast.control.deps import PartnerReader, Plane
 from localcast.control.schemas import Finite
 from localcast.control.traffic import TrafficRow
 from localcast.core.traffic import (
@@ -215,7 +215,11 @@ def post_traffic(
     )
 
 
-@router.get("/v1/partners/{partner_id}/traffic", response_model=PartnerTrafficOut)
+@router.get(
+    "/v1/partners/{partner_id}/traffic",
+    response_model=PartnerTrafficOut,
+    dependencies=[PartnerReader],
+)
 def get_partner_traffic(
     partner_id: str,
     plane: Plane,
