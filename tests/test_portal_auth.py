@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -159,57 +158,6 @@ def test_the_csrf_helper_reads_the_token_of_this_session(portal: Portal) -> None
     with portal.client() as c:
         token = login(c, OPERATOR)
         assert token == csrf_of(c)
-
-
-def test_operator_pages_are_404_to_a_partner(portal: Portal) -> None:
-    with portal.client() as c:
-        csrf = login(c, ALICE)
-        for path in ("/portal/operator/users", "/portal/operator/catalog"):
-            r = c.get(path)
-            assert r.status_code == 404, path
-            assert "text/html" in r.headers["content-type"]
-        r = c.post("/portal/operator/users/invite", data={"csrf": csrf, "email": "e@x.example"})
-        assert r.status_code == 404
-
-
-def test_the_operator_invites_a_partner_user_from_the_users_page(portal: Portal) -> None:
-    with portal.client() as c:
-        csrf = login(c, OPERATOR)
-        r = c.post(
-            "/portal/operator/users/invite",
-            data={"email": "dave@isp-b.example", "role": "partner", "partner": "isp-b"},
-        )
-        assert r.status_code == 403
-        r = c.post(
-            "/portal/operator/users/invite",
-            data={"csrf": csrf, "email": "dave@isp-b.example", "role": "partner", "partner": ""},
-        )
-        assert r.status_code == 422 and "needs its partner" in r.text
-        assert 'value="dave@isp-b.example"' in r.text  # nothing typed is lost
-        r = c.post(
-            "/portal/operator/users/invite",
-            data={
-                "csrf": csrf,
-                "email": "dave@isp-b.example",
-                "role": "partner",
-                "partner": "isp-b",
-            },
-        )
-        assert r.status_code == 201
-        link = re.search(r"(/portal/invite/[A-Za-z0-9_-]+)", r.text)
-        assert link
-    with portal.client() as c:
-        assert "dave@isp-b.example" in c.get(link.group(1)).text
-
-
-def test_the_catalog_shows_where_each_title_is_live(portal: Portal) -> None:
-    with portal.client() as c:
-        login(c, OPERATOR)
-        r = c.get("/portal/operator/catalog")
-        assert r.status_code == 200
-        assert portal.title_id in r.text
-        # every appliance holds the title: live in each site's region (a-par, b-lys, ix-fra)
-        assert r.text.count(">Live<") == 3
 
 
 def test_the_cli_adds_the_first_operator_and_invites_a_partner(tmp_path: Path) -> None:

@@ -16,8 +16,64 @@ from localcast.portal.auth import Csrf, OperatorViewer, accounts_of, plane_of
 from localcast.portal.render import page, see_other
 from localcast.portal.scope import partners
 from localcast.portal.views.catalog_view import regions, title_rows
+from localcast.portal.views.fleet_view import (
+    ApplianceRow,
+    alert_rows,
+    appliance_rows,
+    level_counts,
+    site_rows,
+    total_usage,
+)
 
 router = APIRouter()
+
+
+@router.get("/portal/operator/fleet", response_class=HTMLResponse)
+def fleet(request: Request, viewer: OperatorViewer) -> Response:
+    """Every site of every partner and the operator's own (IX, origin), worst first."""
+    plane = plane_of(request)
+    now = plane.clock()
+    snap = plane.snapshot
+    alerts = [a for pid in partners(plane) for a in plane.alerts(pid)]  # observes statuses now
+    appliances = sorted(snap.appliances.values(), key=lambda a: (a.site_id, a.id))
+    steering = {a.id: plane.health.steering(a.id, now) for a in appliances}
+    rows = appliance_rows(snap, appliances, plane.health.statuses, now, steering)
+    sites = site_rows(sorted(snap.sites.values(), key=lambda s: s.id), rows, alerts)
+    by_partner: dict[str, list[ApplianceRow]] = {}
+    for r in rows:
+        by_partner.setdefault(r.partner or "", []).append(r)
+    summary = [
+        {
+            "partner": pid,
+            "sites": sum(1 for s in sites if s.partner == pid),
+            "appliances": len(by_partner.get(pid, [])),
+            "counts": level_counts(by_partner.get(pid, [])),
+            "egress": total_usage(by_partner.get(pid, []))[0],
+            "alerts": sum(
+                1
+                for a in alerts
+                if snap.sites.get(a.site_id) is not None and snap.sites[a.site_id].partner == pid
+            ),
+        }
+        for pid in partners(plane)
+    ]
+    egress, disk = total_usage(rows)
+    return page(
+        request,
+        viewer,
+        "operator_fleet.html",
+        "Fleet",
+        summary=summary,
+        sites=sorted(sites, key=lambda s: (-_SEVERITY[s.level.value], s.id)),
+        counts=level_counts(rows),
+        appliance_count=len(rows),
+        egress=egress,
+        disk=disk,
+        alerts=alert_rows(alerts, now),
+    )
+
+
+_SEVERITY = {"error": 3, "warning": 2, "unknown": 1, "ok": 0}
 
 
 @router.get("/portal/operator/catalog", response_class=HTMLResponse)
