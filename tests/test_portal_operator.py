@@ -1,4 +1,4 @@
-"""Operator pages: the fleet across partners, the catalog with title liveness, users and invitations."""
+"""Operator pages: the fleet across partners, the catalog and where titles are live, users."""
 
 from __future__ import annotations
 
