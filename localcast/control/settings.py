@@ -27,6 +27,8 @@ Example::
     turnup_required = true       # a new appliance takes no sessions until its turn-up checks pass
     turnup_fill_share = 1.0      # share of its fill manifest's titles it must hold to turn up
     probe_timeout_s = 2.0        # the turn-up prober's HTTP timeout per request
+    peeringdb_file = "peeringdb.json"  # PeeringDB export: where we peer (the portal's page)
+    operator_asn = 64496         # our network in that export (needed when it has several)
 
 Without ``geoip_database``, steering places a client at the site whose route
 matched it best (see :mod:`localcast.core.decision`). Command-line options
@@ -75,6 +77,9 @@ class ControlSettings(BaseModel):
     turnup_required: bool = True
     turnup_fill_share: float = Field(default=1.0, gt=0, le=1)
     probe_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # the portal's peering page: a PeeringDB JSON export (a bad file shows on the page only)
+    peeringdb_file: str | None = Field(default=None, min_length=1)
+    operator_asn: int | None = Field(default=None, ge=1, le=4294967295)
 
     @field_validator("trusted_proxies")
     @classmethod

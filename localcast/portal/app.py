@@ -17,12 +17,21 @@ from localcast.control.errors import ControlError
 from localcast.control.service import ControlPlane
 from localcast.portal.accounts import AccountStore
 from localcast.portal.auth import LoginRequired, session_viewer
-from localcast.portal.pages import appliance, home, login, operator, requests, traffic
+from localcast.portal.pages import (
+    appliance,
+    home,
+    login,
+    operator,
+    peering,
+    requests,
+    routes,
+    traffic,
+)
 from localcast.portal.render import page, see_other, url
 from localcast.web.assets import node_modules
 
 STATIC = Path(__file__).resolve().parent / "static"
-PAGES = (login, home, appliance, traffic, requests, operator)
+PAGES = (login, home, appliance, routes, traffic, requests, peering, operator)
 
 
 def _static_router() -> APIRouter:

@@ -1,0 +1,955 @@
+"""The route explorer and the steering explanation as rows (portal ``/portal/routes``).
+
+What lives here: plane data (the snapshot's learned routes, the route feed's
+session states, the core's reports and steering decisions) turned into rows
+a template prints. No decision is made here: which site a client goes to is
+:func:`localcast.core.steering.candidate_sites` / :func:`~localcast.core.steering.steer`,
+inconsistencies and lonely routes are :mod:`localcast.core.route_reports`.
+
+Scope (what a viewer is shown), decided here once:
+
+* The route tables, sessions, filters, inconsistencies and lonely routes are
+  about **one site the viewer may see** (the page checks it, another
+  partner's site is a 404 before anything here runs).
+* A steering explanation is for any address and keeps the **whole ranking**
+  (the positions are what explain the answer), but only sites in ``visible``
+  are named. Any other site is a label of its kind ("another ISP's embedded
+  site", "an IX site", "the origin (over transit)") and shows no id, prefix,
+  appliance, route attributes, distance or exclusion reason: only its rank,
+  its kind, the rule that made it a candidate (BGP route, configured prefix,
+  IX peering, origin) and the decision step that placed it. Where a named
+  site is compared with an unnamed one, the comparison values are shown only
+  for the steps that reveal nothing of the other's routes (origin-last,
+  prefix length, connection kind). Appliances left out at unnamed sites are
+  counted by the class of their reason (route, health, drain, content, load,
+  limit), never named. The client's location is shown when it comes from
+  GeoIP or from a named site; otherwise "near an unnamed site".
+
+Pure: no I/O, no clock (``now`` is given).
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from localcast.control.route_feed import FeedState
+from localcast.core.decision import STEPS, Rule, Step, client_location
+from localcast.core.fleet import FleetSnapshot, Site, SiteKind, frozen_map
+from localcast.core.geo import Locate
+from localcast.core.rib import AdjRibIn, Attributes, Path, prefix_text
+from localcast.core.route_reports import (
+    AdvertisementDiff,
+    SiteConsistency,
+    no_alternate_source,
+    site_consistency,
+)
+from localcast.core.steering import SiteCandidate, SiteExplain, SteeringDecision, candidate_sites
+
+DEFAULT_ROWS = 50
+MAX_ROWS = 500
+#: A site with at most this many prefixes gets "clients it would get" counted over all of
+#: them (one steering ranking per prefix); bigger ones only for the prefixes on the page.
+CLIENT_COUNT_LIMIT = 2000
+#: The "no alternate source" report reads every learned route of the fleet (seconds at full
+#: tables): past this many, the page computes it only when asked.
+LONELY_AUTO_LIMIT = 100_000
+
+#: What the appliance's import policy reasons mean (localcast.bgp.policy.Reason).
+FILTER_REASONS: Mapping[str, str] = {
+    "default_route": "a default route (0.0.0.0/0 or ::/0): it would cover every client",
+    "bogon": "inside a range never routed on the internet (private, documentation, "
+    "loopback, multicast...)",
+    "too_specific": "longer than the session accepts (by default /24 for IPv4, /48 for IPv6)",
+    "as_path_loop": "the operator's own AS is in the AS path",
+    "origin_not_allowed": "the origin AS is not one of your registered ASNs: ask the operator "
+    "to add it to your partner account",
+    "rpki_invalid": "RPKI invalid: a ROA says this origin AS may not announce the prefix "
+    "(or not this long)",
+    "max_prefixes": "the session's maximum prefix count was reached; the rest was dropped",
+}
+
+_KIND_LABEL: Mapping[SiteKind, str] = {
+    SiteKind.EMBEDDED: "another ISP's embedded site",
+    SiteKind.PNI: "another ISP's PNI site",
+    SiteKind.IX: "an IX site",
+    SiteKind.ORIGIN: "the origin (over transit)",
+}
+
+_RULE_TEXT: Mapping[str, str] = {
+    str(Rule.BGP_ROUTE): "BGP route",
+    str(Rule.PREFIX_MATCH): "configured prefix",
+    str(Rule.PEERING_DEFAULT): "IX peering (reachable from any network)",
+    str(Rule.ORIGIN): "origin (over transit)",
+    str(Rule.ORIGIN_LAST_RESORT): "origin, last resort",
+}
+
+#: Steps whose compared values tell nothing about another site's routes.
+_PUBLIC_STEPS = frozenset({Step.ORIGIN_LAST, Step.LONGEST_PREFIX, Step.CONNECTION_KIND})
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Labels:
+    """How the viewer sees each site: by id when visible, else by a label of its kind."""
+
+    sites: Mapping[str, Site]
+    visible: frozenset[str]
+
+    def shows(self, site_id: str | None) -> bool:
+        return site_id is not None and site_id in self.visible
+
+    def site(self, site_id: str | None) -> str:
+        if site_id is None:
+            return "another site"
+        if site_id in self.visible:
+            return site_id
+        found = self.sites.get(site_id)
+        return _KIND_LABEL[found.kind] if found is not None else "another site"
+
+
+#: How an unnamed site's exclusions read, per class of reason.
+CLASS_TEXT: Mapping[str, str] = {
+    "route": "no covering route",
+    "drain": "drained",
+    "content": "does not hold the title",
+    "load": "saturated",
+    "limit": "beyond the pathways chosen",
+    "not registered": "not registered",
+    "disabled": "disabled by the operator or its ISP",
+    "turn-up": "not turned up yet",
+    "health": "down or unhealthy",
+}
+
+
+def classify(reason: str) -> str:
+    """The class of an exclusion reason (what an unnamed site's exclusions are shown as): the
+    reasons of :func:`localcast.core.steering.ineligibility` and of the appliance's steering
+    state (:func:`localcast.core.maintenance.steering_state`), strongest first."""
+    r = reason.lower()
+    for start, kind in (
+        ("heard no route", "route"),
+        ("drained", "drain"),
+        ("disabled", "disabled"),
+        ("not turned up", "turn-up"),
+        ("content miss", "content"),
+        ("beyond the", "limit"),
+        ("provisioned", "not registered"),
+    ):
+        if r.startswith(start):
+            return kind
+    return "load" if "saturated" in r else "health"
+
+
+def _communities(a: Attributes) -> str:
+    standard = [f"{c >> 16}:{c & 0xFFFF}" for c in a.communities]
+    large = [f"{x}:{y}:{z}" for x, y, z in a.large_communities]
+    return " ".join(standard + large)
+
+
+def attributes_text(a: Attributes) -> str:
+    path = " ".join(map(str, a.as_path)) or "(empty)"
+    text = f"AS path {path}, origin {a.origin.name.lower()}, MED {a.med}, local pref {a.local_pref}"
+    communities = _communities(a)
+    return f"{text}, communities {communities}" if communities else text
+
+
+# --- the sites of a partner ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    site_id: str
+    kind: str
+    appliances: int
+    speakers: int  # appliances with an Adj-RIB-In (BGP)
+    routes: tuple[tuple[str, int], ...]  # (appliance, routes held) of each speaker
+    sessions_up: int
+    sessions: int
+    configured: int  # configured prefixes (they count only while no appliance speaks BGP)
+
+    @property
+    def speaks_bgp(self) -> bool:
+        return self.speakers > 0
+
+    @property
+    def css(self) -> str:
+        if not self.speaks_bgp:
+            return "status-unknown"
+        if self.sessions and self.sessions_up == self.sessions:
+            return "status-ok"
+        return "status-error" if self.sessions_up == 0 else "status-warning"
+
+    @property
+    def status(self) -> str:
+        if not self.speaks_bgp:
+            return "No BGP"
+        return f"{self.sessions_up} of {self.sessions} up"
+
+
+def site_summaries(
+    snap: FleetSnapshot, sites: Iterable[Site], sessions: Callable[[str], list[FeedState]]
+) -> list[SiteSummary]:
+    ribs = snap.routes.learned.ribs
+    out = []
+    for site in sites:
+        apps = sorted(snap.appliances_at(site.id), key=lambda a: a.id)
+        speakers = [a.id for a in apps if a.id in ribs]
+        states = [s for a in apps for s in sessions(a.id)]
+        out.append(
+            SiteSummary(
+                site_id=site.id,
+                kind=str(site.kind),
+                appliances=len(apps),
+                speakers=len(speakers),
+                routes=tuple((a, len(ribs[a])) for a in speakers),
+                sessions_up=sum(1 for s in states if s.session.established),
+                sessions=len(states),
+                configured=len(site.prefixes),
+            )
+        )
+    return out
+
+
+# --- sessions, filtered routes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterRow:
+    reason: str
+    count: int
+    meaning: str
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    appliance_id: str
+    neighbor: str
+    description: str
+    remote_as: int
+    state: str
+    established: bool
+    uptime: str
+    received: int
+    accepted: int
+    filtered: tuple[FilterRow, ...]
+    last_error: str
+    reported: str  # how long ago the control plane last heard about it
+
+    @property
+    def filtered_total(self) -> int:
+        return sum(f.count for f in self.filtered)
+
+    @property
+    def css(self) -> str:
+        return "status-ok" if self.established else "status-error"
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(max(0.0, seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 2 * 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def session_rows(
+    appliance_ids: Iterable[str], sessions: Callable[[str], list[FeedState]], now: float
+) -> list[SessionRow]:
+    rows = []
+    for aid in appliance_ids:
+        for st in sessions(aid):
+            s = st.session
+            filtered = tuple(
+                FilterRow(reason, count, FILTER_REASONS.get(reason, reason.replace("_", " ")))
+                for reason, count in sorted(s.filtered.items(), key=lambda x: (-x[1], x[0]))
+                if count > 0
+            )
+            rows.append(
+                SessionRow(
+                    appliance_id=aid,
+                    neighbor=s.neighbor,
+                    description=s.description,
+                    remote_as=s.remote_as,
+                    state=s.state,
+                    established=s.established,
+                    uptime=duration_text(s.uptime_s) if s.established else "",
+                    received=s.received,
+                    accepted=s.accepted,
+                    filtered=filtered,
+                    last_error=s.last_error or "",
+                    reported=duration_text(now - st.reported_at) + " ago",
+                )
+            )
+    return rows
+
+
+def session_hints(rows: Sequence[SessionRow]) -> list[str]:
+    """Per appliance with several sessions: when they accept different numbers of routes
+    (prefixes only one of its routers announces: no alternate inside the appliance)."""
+    by_app: dict[str, list[SessionRow]] = {}
+    for r in rows:
+        by_app.setdefault(r.appliance_id, []).append(r)
+    hints = []
+    for aid, mine in by_app.items():
+        up = [r for r in mine if r.established]
+        if len(up) > 1 and len({r.accepted for r in up}) > 1:
+            counts = ", ".join(f"{r.neighbor}: {r.accepted}" for r in up)
+            hints.append(
+                f"{aid}: its sessions accept different numbers of routes ({counts}); the "
+                f"prefixes only one router announces have no alternate at this appliance"
+            )
+        down = [r for r in mine if not r.established]
+        if up and down:
+            hints.append(
+                f"{aid}: {len(down)} of {len(mine)} sessions down: every route rests on "
+                f"{', '.join(r.neighbor for r in up)}"
+            )
+    return hints
+
+
+# --- the routes a site hears ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    """The prefix filter: a prefix (routes inside it) or an address (routes covering it)."""
+
+    text: str
+    version: int
+    low: int  # packed keys from low to high, and at least ``length`` long: inside the prefix
+    high: int
+    length: int
+    address: int | None  # an address: covering routes instead
+
+
+def parse_query(text: str) -> Query | None:
+    """``ValueError`` naming the problem for anything but a prefix or an address."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if "/" in text:
+            net = ipaddress.ip_network(text, strict=False)
+            bits = net.max_prefixlen
+            low = (int(net.network_address) << 8) | net.prefixlen
+            high = (int(net.broadcast_address) << 8) | bits
+            return Query(str(net), net.version, low, high, net.prefixlen, None)
+        addr = ipaddress.ip_address(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is neither a prefix (203.0.113.0/24) nor an address") from exc
+    return Query(str(addr), addr.version, 0, 0, 0, int(addr))
+
+
+@dataclass(frozen=True)
+class RouteRow:
+    prefix: str
+    appliance_id: str
+    heard: bool
+    peer: str = ""
+    peer_as: int | None = None
+    as_path: str = ""
+    origin_as: int | None = None
+    origin: str = ""
+    med: int | None = None
+    local_pref: int | None = None
+    communities: str = ""
+    next_hop: str = ""
+
+
+@dataclass(frozen=True)
+class PrefixRows:
+    """One prefix the site hears, on every appliance of the site."""
+
+    prefix: str
+    version: int
+    key: int
+    rows: tuple[RouteRow, ...]
+    status: str  # "same" | "missing" | "differs" | "single"
+    note: str
+
+    @property
+    def css(self) -> str:
+        return "status-ok" if self.status in ("same", "single") else "status-warning"
+
+    @property
+    def label(self) -> str:
+        return {
+            "same": "Same everywhere",
+            "single": "One appliance",
+            "missing": "Not heard everywhere",
+            "differs": "Attributes differ",
+        }[self.status]
+
+
+def route_row(prefix: str, aid: str, path: Path | None) -> RouteRow:
+    if path is None:
+        return RouteRow(prefix, aid, False)
+    a = path.attributes
+    return RouteRow(
+        prefix=prefix,
+        appliance_id=aid,
+        heard=True,
+        peer=path.peer.address,
+        peer_as=path.peer.asn,
+        as_path=" ".join(map(str, a.as_path)),
+        origin_as=a.as_path[-1] if a.as_path else None,
+        origin=a.origin.name.lower(),
+        med=a.med,
+        local_pref=a.local_pref,
+        communities=_communities(a),
+        next_hop=path.next_hop,
+    )
+
+
+def _site_ribs(snap: FleetSnapshot, site_id: str) -> dict[str, AdjRibIn]:
+    """Every appliance of a BGP site (one without an Adj-RIB-In hears nothing); {} otherwise."""
+    learned = snap.routes.learned.ribs
+    apps = sorted(a.id for a in snap.appliances_at(site_id))
+    if not any(a in learned for a in apps):
+        return {}
+    return {a: learned.get(a, AdjRibIn(a)) for a in apps}
+
+
+@dataclass(frozen=True)
+class RoutePage:
+    total: int  # prefixes matching (the site's distinct prefixes without a filter)
+    offset: int
+    limit: int
+    prefixes: tuple[PrefixRows, ...]
+
+    @property
+    def first(self) -> int:
+        return self.offset + 1 if self.prefixes else 0
+
+    @property
+    def last(self) -> int:
+        return self.offset + len(self.prefixes)
+
+    @property
+    def has_next(self) -> bool:
+        return self.last < self.total
+
+    @property
+    def has_previous(self) -> bool:
+        return self.offset > 0
+
+
+def _filtered_keys(
+    snap: FleetSnapshot, ribs: Mapping[str, AdjRibIn], query: Query
+) -> list[tuple[int, int]]:
+    """The keys a filter selects: covering an address (longest first), or inside a prefix
+    (in prefix order)."""
+    if query.address is not None:
+        wanted = set(ribs)
+        return [
+            (query.version, key)
+            for key, route_set in snap.routes.learned.covering(query.version, query.address)
+            if wanted.intersection(route_set)
+        ]
+    found: set[int] = set()
+    lo, hi, length = query.low, query.high, query.length
+    for rib in ribs.values():
+        found.update(k for k in rib.table(query.version) if lo <= k <= hi and (k & 0xFF) >= length)
+    return [(query.version, k) for k in sorted(found)]
+
+
+def _all_keys(ribs: Mapping[str, AdjRibIn]) -> set[tuple[int, int]]:
+    """Every prefix any appliance of the site hears: (IP version, packed prefix)."""
+    keys: set[tuple[int, int]] = set()
+    for version in (4, 6):
+        for rib in ribs.values():
+            keys.update((version, k) for k in rib.table(version))
+    return keys
+
+
+def _first_keys(
+    ribs: Mapping[str, AdjRibIn], offset: int, limit: int
+) -> tuple[int, list[tuple[int, int]]]:
+    """(distinct prefixes, the ``limit`` from ``offset``): IPv4 then IPv6, in prefix order.
+    One appliance's table is read as it is; a small page is picked without sorting a table."""
+    total = 0
+    picked: list[tuple[int, int]] = []
+    for version in (4, 6):
+        tables = [rib.table(version) for rib in ribs.values() if rib.table(version)]
+        keys: Iterable[int]
+        if len(tables) == 1:
+            keys, n = tables[0], len(tables[0])
+        else:
+            union = set().union(*tables)
+            keys, n = union, len(union)
+        start, end = max(0, offset - total), max(0, offset + limit - total)
+        total += n
+        if start < end and start < n:
+            end = min(end, n)
+            ordered = heapq.nsmallest(end, keys) if end <= n // 8 else sorted(keys)
+            picked += [(version, k) for k in ordered[start:end]]
+    return total, picked
+
+
+def route_page(
+    snap: FleetSnapshot,
+    site_id: str,
+    query: Query | None,
+    offset: int = 0,
+    limit: int = DEFAULT_ROWS,
+) -> RoutePage:
+    """The prefixes the site's appliances hear (filtered by ``query``), ``limit`` from
+    ``offset``: IPv4 first, each family in prefix order (an address: longest first).
+    A page near the start of a full table is picked without sorting it."""
+    ribs = _site_ribs(snap, site_id)
+    if not ribs:
+        return RoutePage(0, offset, limit, ())
+    if query is None:
+        total, picked = _first_keys(ribs, offset, limit)
+    else:
+        found = _filtered_keys(snap, ribs, query)
+        total, picked = len(found), found[offset : offset + limit]
+    return RoutePage(total, offset, limit, tuple(_prefix_rows(ribs, v, k) for v, k in picked))
+
+
+def _prefix_rows(ribs: Mapping[str, AdjRibIn], version: int, key: int) -> PrefixRows:
+    text = prefix_text(version, key)
+    paths = {a: rib.table(version).get(key) for a, rib in ribs.items()}
+    rows = tuple(route_row(text, a, p) for a, p in paths.items())
+    held = {a: p for a, p in paths.items() if p is not None}
+    absent = [a for a, p in paths.items() if p is None]
+    if len(paths) == 1:
+        return PrefixRows(text, version, key, rows, "single", "the site's only appliance")
+    if absent:
+        note = f"not heard by {', '.join(absent)}"
+        return PrefixRows(text, version, key, rows, "missing", note)
+    if len({p.attributes for p in held.values()}) > 1:
+        return PrefixRows(text, version, key, rows, "differs", "heard with different attributes")
+    return PrefixRows(text, version, key, rows, "same", "")
+
+
+# --- which clients the site would get ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    """Where steering ranks the site for a client at the first address of one prefix."""
+
+    prefix: str
+    probe: str
+    best: bool
+    rank: int | None  # of the site; None: not a candidate
+    winner: str  # label of the site ranked first
+    why: str
+
+    @property
+    def css(self) -> str:
+        return "status-ok" if self.best else "status-warning"
+
+
+def _probe(version: int, key: int) -> str:
+    network = key >> 8
+    return str(ipaddress.IPv4Address(network) if version == 4 else ipaddress.IPv6Address(network))
+
+
+def client_row(
+    snap: FleetSnapshot,
+    site_id: str,
+    version: int,
+    key: int,
+    labels: Labels,
+    locate: Locate | None = None,
+) -> ClientRow:
+    """Steering's site ranking for a client at the prefix's first address (the same
+    :func:`candidate_sites` playback uses; health, drain and content come per title)."""
+    text, probe = prefix_text(version, key), _probe(version, key)
+    ranked = candidate_sites(snap, probe, locate)
+    mine = next((c for c in ranked if c.site.id == site_id), None)
+    top = ranked[0] if ranked else None
+    if top is None or mine is None:
+        return ClientRow(text, probe, False, None, labels.site(top.site.id) if top else "", "")
+    rank = mine.ranked.rank if mine.ranked else None
+    if top.site.id == site_id:
+        if mine.ranked is None or mine.ranked.versus is None:
+            why = "the only candidate"
+        else:
+            why = f"ahead of {labels.site(mine.ranked.versus)} by {mine.decided_by}"
+        return ClientRow(text, probe, True, rank, site_id, why)
+    if top.prefix_len > (key & 0xFF):
+        shown = f" {top.prefix}" if labels.shows(top.site.id) and top.prefix else ""
+        why = f"a more specific route{shown} at {labels.site(top.site.id)} takes these clients"
+    else:
+        above = mine.ranked.versus if mine.ranked else None
+        why = f"behind {labels.site(above)} by {mine.decided_by}"
+    return ClientRow(text, probe, False, rank, labels.site(top.site.id), why)
+
+
+def clients_best(
+    snap: FleetSnapshot,
+    site_id: str,
+    labels: Labels,
+    locate: Locate | None = None,
+    limit: int = CLIENT_COUNT_LIMIT,
+) -> tuple[int, int] | None:
+    """(prefixes whose clients the site gets, prefixes heard), or None past ``limit``."""
+    ribs = _site_ribs(snap, site_id)
+    if sum(len(r) for r in ribs.values()) > limit * max(len(ribs), 1):
+        return None  # at least one appliance holds more than ``limit``
+    keys = _all_keys(ribs)
+    if len(keys) > limit:
+        return None
+    best = sum(1 for v, k in keys if client_row(snap, site_id, v, k, labels, locate).best)
+    return best, len(keys)
+
+
+# --- inconsistencies, lonely routes --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inconsistency:
+    prefix: str
+    kind: str  # "missing" | "attributes"
+    heard_by: tuple[str, ...]
+    missing_from: tuple[str, ...]
+    off_site: tuple[str, ...]
+    attributes: tuple[tuple[str, str], ...]  # (appliance, attributes text)
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConsistencyView:
+    appliances: tuple[str, ...]
+    missing_count: int
+    attribute_count: int
+    items: tuple[Inconsistency, ...]
+
+    @property
+    def consistent(self) -> bool:
+        return self.missing_count == 0 and self.attribute_count == 0
+
+
+def _inconsistency(d: AdvertisementDiff) -> Inconsistency:
+    return Inconsistency(
+        prefix=d.prefix,
+        kind="missing" if d.missing_from else "attributes",
+        heard_by=d.heard_by,
+        missing_from=d.missing_from,
+        off_site=d.off_site,
+        attributes=tuple((a, attributes_text(attrs)) for a, attrs in d.attributes),
+        reason=d.reason,
+    )
+
+
+def consistency(snap: FleetSnapshot, site_id: str, limit: int = DEFAULT_ROWS) -> ConsistencyView:
+    """:func:`site_consistency` for one site (the core report over a snapshot narrowed to the
+    site's appliances: the report is per site, so the answer is the same, without the cost
+    of every other site)."""
+    site = snap.sites[site_id]
+    apps = {a.id: a for a in snap.appliances_at(site_id)}
+    narrowed = replace(snap, sites=frozen_map({site_id: site}), appliances=frozen_map(apps))
+    found: SiteConsistency | None = next(
+        (s for s in site_consistency(narrowed, limit) if s.site_id == site_id), None
+    )
+    if found is None:
+        return ConsistencyView(tuple(sorted(apps)), 0, 0, ())
+    return ConsistencyView(
+        found.appliances,
+        found.missing_count,
+        found.attribute_count,
+        tuple(_inconsistency(d) for d in found.diffs),
+    )
+
+
+@dataclass(frozen=True)
+class LonelyRow:
+    prefix: str
+    heard_by: tuple[str, ...]  # appliances of the site
+    elsewhere: tuple[str, ...]  # labels of other sites hearing it (embedded only)
+
+
+@dataclass(frozen=True)
+class LonelyView:
+    count: int
+    rows: tuple[LonelyRow, ...]
+
+
+def lonely(
+    snap: FleetSnapshot, site_id: str, labels: Labels, limit: int = DEFAULT_ROWS
+) -> LonelyView:
+    """The core's "no alternate source" report, the prefixes of this site: heard only by
+    embedded appliances, with no PNI or IX route covering them."""
+    if snap.sites[site_id].kind is not SiteKind.EMBEDDED or not _site_ribs(snap, site_id):
+        return LonelyView(0, ())
+    report = no_alternate_source(snap, max(snap.routes.learned.route_count, 1))
+    mine = [r for r in report.routes if site_id in r.sites]
+    apps = {a.id for a in snap.appliances_at(site_id)}
+    rows = tuple(
+        LonelyRow(
+            r.prefix,
+            tuple(a for a in r.heard_by if a in apps),
+            tuple(labels.site(s) for s in r.sites if s != site_id),
+        )
+        for r in mine[:limit]
+    )
+    return LonelyView(len(mine), rows)
+
+
+# --- the steering explanation --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    appliance_id: str
+    prefix: str
+    attributes: str
+    peer: str
+    peer_as: int
+
+
+@dataclass(frozen=True)
+class PathwayRow:
+    rank: int
+    appliance: str  # id, or the site's label at an unnamed site
+    site: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExcludedRow:
+    appliance: str  # id, or "" at an unnamed site
+    site: str
+    kind: str  # class of the reason
+    reason: str
+    count: int = 1  # appliances (unnamed sites are counted per class)
+
+
+@dataclass(frozen=True)
+class SiteLine:
+    rank: int
+    label: str
+    named: bool
+    kind: str
+    rule: str
+    prefix: str
+    route: RouteInfo | None
+    decided_by: str
+    versus: str
+    distance: str
+    reason: str
+    chosen: tuple[int, ...]  # pathway ranks at this site
+    excluded: tuple[ExcludedRow, ...]
+
+    @property
+    def css(self) -> str:
+        if self.chosen:
+            return "status-ok"
+        return "status-warning" if self.excluded else "status-unknown"
+
+    @property
+    def status(self) -> str:
+        if self.chosen:
+            return "Chosen " + ", ".join(f"#{r}" for r in self.chosen)
+        return "Not chosen" if self.excluded else "No appliance"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    client_ip: str
+    title_id: str | None
+    summary: str
+    location: str
+    steps: tuple[str, ...]
+    sites: tuple[SiteLine, ...]
+    pathways: tuple[PathwayRow, ...]
+    with_title: bool
+
+
+def _route_info(snap: FleetSnapshot, s: SiteExplain) -> RouteInfo | None:
+    if s.appliance_id is None or s.prefix is None:
+        return None
+    rib = snap.routes.learned.ribs.get(s.appliance_id)
+    if rib is None:
+        return None
+    path = rib.get(s.prefix)
+    if path is None:
+        return None
+    return RouteInfo(
+        s.appliance_id,
+        s.prefix,
+        attributes_text(path.attributes),
+        path.peer.address,
+        path.peer.asn,
+    )
+
+
+def _comparison(reason: str) -> str:
+    """The ``(a vs b)`` the core's reason ends with, or ""."""
+    tail = reason.rpartition("; ")[2]
+    if tail.endswith(")") and " (" in tail:
+        return tail[tail.rindex(" (") + 2 : -1]
+    return ""
+
+
+def _reason(s: SiteExplain, labels: Labels) -> str:
+    """A sentence for one ranked site, naming only what the viewer may see."""
+    verb = "ahead of" if s.rank == 1 else "behind"
+    if s.versus is None:
+        placed = "the only candidate"
+    else:
+        placed = f"{verb} {labels.site(s.versus)} by {s.decided_by}"
+        both = labels.shows(s.site_id) and labels.shows(s.versus)
+        values = _comparison(s.reason)
+        if values and (both or s.decided_by in _PUBLIC_STEPS):
+            placed += f" ({values})"
+    if not labels.shows(s.site_id):
+        return f"{_RULE_TEXT.get(str(s.rule), str(s.rule))}; {placed}"
+    describe = s.reason.split("; ")[0]
+    return f"{describe}; {placed}"
+
+
+def _line_of(c: SiteCandidate) -> SiteExplain:
+    """A ranked candidate as the explanation line steering makes of it (no title given)."""
+    r = c.ranked
+    return SiteExplain(
+        rank=r.rank if r else 0,
+        site_id=c.site.id,
+        kind=c.site.kind,
+        rule=c.rule,
+        prefix=c.prefix,
+        appliance_id=r.candidate.appliance_id if r else None,
+        decided_by=c.decided_by,
+        versus=r.versus if r else None,
+        distance_km=r.distance_km if r else None,
+        reason=c.reason,
+    )
+
+
+def _placed_at(source: str) -> str | None:
+    """The site a client was placed at (no GeoIP answer), from the location's source
+    (:func:`localcast.core.decision.client_location`: ``"site <id> (its route <prefix>)"``)."""
+    return source[5:].split(" ", 1)[0] if source.startswith("site ") else None
+
+
+def _location(source: str, lat: float, lon: float, labels: Labels) -> str:
+    site_id = _placed_at(source)
+    if site_id is not None:
+        if not labels.shows(site_id):
+            return f"near {labels.site(site_id)} (its route matched best; no GeoIP answer)"
+        return f"at site {site_id}, whose route matched best ({lat:.2f}, {lon:.2f})"
+    return f"{lat:.2f}, {lon:.2f} ({source or 'located'})"
+
+
+def explanation(
+    snap: FleetSnapshot,
+    client_ip: str,
+    labels: Labels,
+    decision: SteeringDecision | None = None,
+    candidates: Sequence[SiteCandidate] = (),
+    locate: Locate | None = None,
+) -> Explanation:
+    """The explanation of ``decision`` (a title given), else of the site ranking alone."""
+    if decision is not None:
+        lines = list(decision.sites)
+        where = decision.client_location
+        pathways = decision.pathways
+        excluded = decision.excluded
+    else:
+        lines = [_line_of(c) for c in candidates]
+        where = None
+        if candidates:
+            where = client_location(
+                client_ip, [c.ranked.candidate for c in candidates if c.ranked], locate
+            )
+        pathways, excluded = (), ()
+    location = (
+        _location(where.source, where.lat, where.lon, labels)
+        if where is not None
+        else "unknown (no route covers it and no GeoIP answer)"
+    )
+    # placed at an unnamed site: distances from there would tell where that site is
+    placed_at = _placed_at(where.source) if where is not None else None
+    distances = placed_at is None or labels.shows(placed_at)
+    by_site = {s.site_id: s for s in lines}
+    chosen: dict[str, list[int]] = {}
+    path_rows = []
+    for p in pathways:
+        chosen.setdefault(p.site_id, []).append(p.rank)
+        named = labels.shows(p.site_id)
+        line = by_site.get(p.site_id)
+        if named and line is not None:  # the site's sentence (names checked) + rendezvous
+            reason = f"{_reason(line, labels)}; {p.reason.rpartition('; ')[2]}"
+            if p.rule is Rule.ORIGIN_LAST_RESORT:
+                reason = f"last resort, origin not heartbeating: {reason}"
+        else:
+            reason = _RULE_TEXT.get(str(p.rule), str(p.rule))
+        path_rows.append(
+            PathwayRow(
+                rank=p.rank,
+                appliance=p.appliance_id if named else labels.site(p.site_id),
+                site=labels.site(p.site_id),
+                kind=str(p.kind),
+                reason=reason,
+            )
+        )
+    left_out: dict[str, list[ExcludedRow]] = {}
+    hidden_counts: dict[tuple[str, str], int] = {}
+    for x in excluded:
+        kind = classify(x.reason)
+        if labels.shows(x.site_id):
+            left_out.setdefault(x.site_id, []).append(
+                ExcludedRow(x.appliance_id, x.site_id, kind, x.reason)
+            )
+        else:
+            hidden_counts[(x.site_id, kind)] = hidden_counts.get((x.site_id, kind), 0) + 1
+    for (site_id, kind), n in sorted(hidden_counts.items()):
+        left_out.setdefault(site_id, []).append(
+            ExcludedRow("", labels.site(site_id), kind, f"{n} appliance(s): {CLASS_TEXT[kind]}", n)
+        )
+    site_lines = []
+    for s in lines:
+        named = labels.shows(s.site_id)
+        shown = named and distances and s.distance_km is not None
+        distance = f"{s.distance_km:.0f} km" if shown else ""
+        site_lines.append(
+            SiteLine(
+                rank=s.rank,
+                label=labels.site(s.site_id),
+                named=named,
+                kind=str(s.kind),
+                rule=_RULE_TEXT.get(str(s.rule), str(s.rule)),
+                prefix=(s.prefix or "") if named else "",
+                route=_route_info(snap, s) if named else None,
+                decided_by=str(s.decided_by),
+                versus=labels.site(s.versus) if s.versus else "",
+                distance=distance,
+                reason=_reason(s, labels),
+                chosen=tuple(chosen.get(s.site_id, ())),
+                excluded=tuple(left_out.get(s.site_id, ())),
+            )
+        )
+    if decision is None:
+        summary = f"best site: {site_lines[0].label}" if site_lines else "no candidate site"
+    elif path_rows:
+        first = path_rows[0]
+        best = (
+            f"{first.kind} site {first.site}" if labels.shows(pathways[0].site_id) else first.site
+        )
+        summary = f"{len(path_rows)} pathway(s), best: {best}"
+    else:
+        summary = decision.reason  # no pathway: names only the title and the address
+    return Explanation(
+        client_ip=decision.client_ip if decision is not None else client_ip,
+        title_id=decision.title_id if decision is not None else None,
+        summary=summary,
+        location=location,
+        steps=tuple(str(step) for step, _ in STEPS),
+        sites=tuple(site_lines),
+        pathways=tuple(path_rows),
+        with_title=decision is not None,
+    )
