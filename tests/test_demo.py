@@ -75,6 +75,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert line in out, f"missing {line!r} in:\n{out}"
     killed = next(line for line in out.splitlines() if "SIGKILL" in line)
     assert "SIGKILL oca-e1" in killed or "SIGKILL oca-e2" in killed
+    victim, survivor = ("oca-e1", "oca-e2") if "SIGKILL oca-e1" in killed else ("oca-e2", "oca-e1")
+    portal = next(line for line in out.splitlines() if "partner portal: isp-demo" in line)
+    assert f"{survivor} OK" in portal and f"{victim} Error" in portal, portal
+    assert "MB served by its embedded appliances" in portal
     assert "failover oca-e" in out
     table = out[out.index("QoE per playback session") :]
     assert "oca-ix1 (ix)" in table and "isp-demo-par" in table and "ix-ams" in table

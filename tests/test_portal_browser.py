@@ -45,6 +45,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "portal"
+PEERINGDB = REPO / "tests" / "data" / "peeringdb_sample.json"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -99,6 +100,7 @@ def spec(subscribers: str) -> StackSpec:
             NodeSpec("ix1", "ix-ams", disk_gb=100.0),
             NodeSpec("o1", "origin", serves_origin=True),
         ),
+        control={"peeringdb_file": str(PEERINGDB), "operator_asn": 64496},
     )
 
 
@@ -406,6 +408,7 @@ def test_partner_and_operator_in_the_browser(env: Env, browser: Any) -> None:
         # The other partner's appliance does not exist for isp-a
         alice.go("/portal/appliances/b1", "10-other-partner-404", status=404)
         alice.go("/portal/peering", "11-peering")
+        assert "Seine-IX" in page.inner_text("main")  # from the PeeringDB export
         assert alice.dead_links() == []
     finally:
         alice.close(expected_404="/portal/appliances/b1")

@@ -138,8 +138,12 @@ def demo_cmd(
     narrator = RichNarrator(console)
 
     def hold(result: DemoResult) -> None:
+        console.print(f"\n[bold]watch page:[/bold] {result.watch_url}")
+        if result.portal is not None:
+            console.print(f"[bold]partner portal:[/bold] {result.portal.url}")
+            for email, password in result.portal.logins.items():
+                console.print(f"  log in as {email}  password {password}")
         console.print(
-            f"\n[bold]watch page:[/bold] {result.watch_url}\n"
             "everything keeps running (one embedded appliance was killed); Ctrl-C stops it all"
         )
         _hold(console)

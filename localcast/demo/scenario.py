@@ -32,8 +32,9 @@ from typing import Protocol
 
 from localcast.demo import checks
 from localcast.demo.checks import Hosts, ServedBy
+from localcast.demo.portal import PARTNER, PortalOutcome, check_portal
 from localcast.demo.report import SessionOutcome
-from localcast.demo.topology import DEMO_SPEC, INSIDE_CLIENT, OUTSIDE_CLIENT
+from localcast.demo.topology import DEMO_SPEC, EMBEDDED_SITE, INSIDE_CLIENT, OUTSIDE_CLIENT
 from localcast.devstack import LocalStack
 from localcast.media.ingest import IngestParams, ingest
 from localcast.media.manifest import TitleManifest
@@ -65,10 +66,12 @@ class DemoResult:
     hosts: dict[str, ServedBy] = field(default_factory=dict)
     watch_url: str = ""
     root: Path | None = None
+    portal: PortalOutcome | None = None
 
     @property
     def problems(self) -> list[str]:
-        return [p for s in self.sessions for p in s.problems]
+        found = [p for s in self.sessions for p in s.problems]
+        return found + (self.portal.problems if self.portal is not None else [])
 
 
 class Narrator(Protocol):
@@ -130,6 +133,16 @@ def run_demo(
             outcome = play_session(cfg, stack, manifest, result.hosts, say)
             result.sessions.append(outcome)
             say.session(outcome, result.hosts)
+        embedded = [n.id for n in stack.appliances.values() if n.spec.site == EMBEDDED_SITE]
+        killed = next((n.id for n in stack.appliances.values() if not n.running()), None)
+        result.portal = check_portal(stack, embedded, killed)
+        say.step(
+            f"partner portal: {PARTNER} logs in and sees "
+            + ", ".join(f"{a} {s}" for a, s in result.portal.statuses.items())
+            + f", {result.portal.embedded_bytes / 1e6:.1f} MB served by its embedded appliances"
+        )
+        for problem in result.portal.problems:
+            say.step(f"FAILED {problem}")
         say.summary(result)
         if hold is not None:
             hold(result)

@@ -8,9 +8,19 @@ peering by the IX appliance; the origin appliance is every client's last resort.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from localcast.control.topology import PartnerSpec, SiteSpec
 from localcast.core.fleet import SiteKind
 from localcast.devstack.spec import NodeSpec, StackSpec
+
+# where the operator peers, for the portal's peering page (present in a source checkout)
+PEERINGDB_SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "peeringdb.json"
+PEERING = (
+    {"peeringdb_file": str(PEERINGDB_SAMPLE), "operator_asn": 64496}
+    if PEERINGDB_SAMPLE.is_file()
+    else {}
+)
 
 ISP_PREFIX = "127.0.1.0/24"
 INSIDE_CLIENT = "127.0.1.10"  # a subscriber of the demo ISP
@@ -43,4 +53,5 @@ DEMO_SPEC = StackSpec(
         NodeSpec("oca-ix1", IX_SITE, gbps=40.0, disk_gb=100.0),
         NodeSpec("origin-1", ORIGIN_SITE, disk_gb=1000.0, serves_origin=True),
     ),
+    control=PEERING,
 )
