@@ -179,6 +179,65 @@ def bird_bgp(
     )
 
 
+def speaker_toml(
+    port: int, local_as: int, routers: dict[str, str], remote_as: int, hold: int
+) -> str:
+    """An appliance's ``[appliance.bgp]`` for ``localcast bgp run``: it listens on loopback
+    ``port``, passive to each router (description -> address) of ``remote_as``, IPv4."""
+    lines = [
+        "[appliance.bgp]",
+        f"local_as = {local_as}",
+        'router_id = "192.0.2.10"',
+        'listen = ["127.0.0.1"]',
+        f"port = {port}",
+        f"hold_time = {hold}",
+    ]
+    for name, addr in routers.items():
+        lines += [
+            "",
+            "[[appliance.bgp.neighbors]]",
+            f'address = "{addr}"',
+            f"remote_as = {remote_as}",
+            f'description = "{name}"',
+            "passive = true",
+            'families = ["ipv4"]',
+            "idle_hold_time = 0.5",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def isp_router(
+    workdir: Path,
+    name: str,
+    *,
+    address: str,
+    router_id: str,
+    isp_as: int,
+    speaker_port: int,
+    speaker_as: int,
+    routes: list[str],
+    hold: int,
+) -> str:
+    """A BIRD config for one ISP router at ``address`` announcing ``routes`` (blackholes)
+    to the appliance's speaker at 127.0.0.1:``speaker_port``; it listens on a port of its own."""
+    conf = bird_header(router_id=router_id, log=workdir / "bird.log")
+    conf += bird_static("s4", "ipv4", [f"{r} blackhole" for r in routes])
+    conf += bird_bgp(
+        name,
+        local=address,
+        local_as=isp_as,
+        neighbor="127.0.0.1",
+        neighbor_port=speaker_port,
+        neighbor_as=speaker_as,
+        family="ipv4",
+        export_from="s4",
+        next_hop="192.0.2.1",
+        hold=hold,
+        local_port=free_port(address),
+    )
+    return conf
+
+
 class SpeakerThread:
     """A Speaker in its own event loop thread; events are collected in ``self.events``."""
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from bgp_support import Bird, bird_bgp, bird_header, bird_static, free_port, require_bird
+from bgp_support import Bird, free_port, isp_router, require_bird, speaker_toml
 from fault_support import (
     NetNs,
     PlayableTitle,
@@ -83,48 +83,20 @@ def spec(subscribers: str) -> StackSpec:
     )
 
 
-def speaker_toml(port: int) -> str:
-    lines = [
-        "[appliance.bgp]",
-        f"local_as = {OUR_AS}",
-        'router_id = "192.0.2.10"',
-        'listen = ["127.0.0.1"]',
-        f"port = {port}",
-        f"hold_time = {HOLD_S}",
-    ]
-    for name, addr in ROUTERS.items():
-        lines += [
-            "",
-            "[[appliance.bgp.neighbors]]",
-            f'address = "{addr}"',
-            f"remote_as = {ISP_AS}",
-            f'description = "{name}"',
-            "passive = true",
-            'families = ["ipv4"]',
-            "idle_hold_time = 0.5",
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def router_config(workdir: Path, name: str, port: int, subscribers: str) -> str:
     """One ISP router (its own BIRD): the subscribers' prefix, and ONLY_R1 from r1."""
-    routes = [f"{subscribers} blackhole"] + ([f"{ONLY_R1} blackhole"] if name == "r1" else [])
-    conf = bird_header(router_id=f"192.0.2.{250 + int(name[1])}", log=workdir / "bird.log")
-    conf += bird_static("s4", "ipv4", routes)
-    conf += bird_bgp(
+    routes = [subscribers] + ([ONLY_R1] if name == "r1" else [])
+    return isp_router(
+        workdir,
         name,
-        local=ROUTERS[name],
-        local_as=ISP_AS,
-        neighbor="127.0.0.1",
-        neighbor_port=port,
-        neighbor_as=OUR_AS,
-        family="ipv4",
-        export_from="s4",
-        next_hop="192.0.2.1",
+        address=ROUTERS[name],
+        router_id=f"192.0.2.{250 + int(name[1])}",
+        isp_as=ISP_AS,
+        speaker_port=port,
+        speaker_as=OUR_AS,
+        routes=routes,
         hold=HOLD_S,
-        local_port=free_port(ROUTERS[name]),  # each daemon listens on a port of its own
     )
-    return conf
 
 
 @dataclass
@@ -185,7 +157,7 @@ def test_bgp_session_flapping(env: Env, title: PlayableTitle, tmp_path: Path) ->
     stack, client = env.stack, env.client
     e1 = stack.appliances["e1"]
     port = free_port()
-    (e1.home / "config.toml").write_text(speaker_toml(port))
+    (e1.home / "config.toml").write_text(speaker_toml(port, OUR_AS, ROUTERS, ISP_AS, HOLD_S))
     speaker = stack.spawn_beside(
         "e1",
         "bgp",

@@ -23,7 +23,6 @@ conditions, never for elapsed time.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,8 +32,10 @@ from typing import Any
 
 import httpx
 import pytest
-from bgp_support import Bird, bird_bgp, bird_header, bird_static, free_port, require_bird
+from bgp_support import Bird, free_port, isp_router, require_bird, speaker_toml
 from fault_support import NetNs, PlayableTitle, PlayerThread, playable_title, poll
+from playwright.sync_api import sync_playwright
+from test_web_watch import CHROMIUM, CHROMIUM_ARGS
 
 from localcast.control.topology import PartnerSpec, SiteSpec
 from localcast.core.fleet import SiteKind
@@ -46,14 +47,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "portal"
 PEERINGDB = REPO / "tests" / "data" / "peeringdb_sample.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ISP_A_AS, ISP_B_AS, OUR_AS = 65002, 65003, 65001
 ROUTER = "127.0.0.2"
 ANNOUNCED = "11.1.0.0/16"
@@ -104,47 +97,6 @@ def spec(subscribers: str) -> StackSpec:
     )
 
 
-def speaker_toml(port: int) -> str:
-    return "\n".join(
-        [
-            "[appliance.bgp]",
-            f"local_as = {OUR_AS}",
-            'router_id = "192.0.2.10"',
-            'listen = ["127.0.0.1"]',
-            f"port = {port}",
-            f"hold_time = {HOLD_S}",
-            "",
-            "[[appliance.bgp.neighbors]]",
-            f'address = "{ROUTER}"',
-            f"remote_as = {ISP_A_AS}",
-            'description = "isp-a edge router"',
-            "passive = true",
-            'families = ["ipv4"]',
-            "idle_hold_time = 0.5",
-        ]
-    )
-
-
-def router_config(workdir: Path, port: int, subscribers: str) -> str:
-    routes = [f"{p} blackhole" for p in (subscribers, ANNOUNCED, BOGON)]
-    conf = bird_header(router_id="192.0.2.251", log=workdir / "bird.log")
-    conf += bird_static("s4", "ipv4", routes)
-    conf += bird_bgp(
-        "r1",
-        local=ROUTER,
-        local_as=ISP_A_AS,
-        neighbor="127.0.0.1",
-        neighbor_port=port,
-        neighbor_as=OUR_AS,
-        family="ipv4",
-        export_from="s4",
-        next_hop="192.0.2.1",
-        hold=HOLD_S,
-        local_port=free_port(ROUTER),
-    )
-    return conf
-
-
 def add_user(stack: LocalStack, email: str, role: str, partner: str | None = None) -> None:
     argv = [sys.executable, "-m", "localcast", "--home", str(stack.control_home)]
     argv += ["control", "user", "add", email, "--role", role, "--password-file", "-"]
@@ -168,7 +120,7 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     require_bird()
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make deps)")
+        pytest.fail(f"{CHROMIUM} is not installed: run `make deps`")
     tmp = tmp_path_factory.mktemp("portal")
     title = playable_title("portal-t1", 24.0, 4.0, video=((240, 400_000), (360, 800_000)))
     with (
@@ -178,7 +130,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         title.write(stack.origin)
         stack.publish(title.title_id)
         port = free_port()
-        (stack.appliances["a1"].home / "config.toml").write_text(speaker_toml(port))
+        routers = {"isp-a edge router": ROUTER}
+        (stack.appliances["a1"].home / "config.toml").write_text(
+            speaker_toml(port, OUR_AS, routers, ISP_A_AS, HOLD_S)
+        )
         speaker = stack.spawn_beside(
             "a1",
             "bgp",
@@ -186,7 +141,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             "--status-every=0",
         )
         (tmp / "r1").mkdir()
-        bird = Bird(tmp / "r1", router_config(tmp / "r1", port, ns.prefix))
+        conf = isp_router(
+            tmp / "r1",
+            "r1",
+            address=ROUTER,
+            router_id="192.0.2.251",
+            isp_as=ISP_A_AS,
+            speaker_port=port,
+            speaker_as=OUR_AS,
+            routes=[ns.prefix, ANNOUNCED, BOGON],
+            hold=HOLD_S,
+        )
+        bird = Bird(tmp / "r1", conf)
         bird.start()
         try:
             poll(lambda: _heard(stack) >= {ns.prefix, ANNOUNCED}, "BIRD's routes at a1")
@@ -232,8 +198,7 @@ def _make_traffic(stack: LocalStack, title: PlayableTitle, source: str) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
+    with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
@@ -325,7 +290,6 @@ def explanation(page: Any) -> tuple[list[str], str]:
     return pathways, str(box.inner_text())
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for the test's network namespace")
 def test_partner_and_operator_in_the_browser(env: Env, browser: Any) -> None:
     base = env.stack.control_url
     alice = Visit(browser, base, ALICE)
