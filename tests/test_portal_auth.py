@@ -200,3 +200,13 @@ def test_the_cli_adds_the_first_operator_and_invites_a_partner(tmp_path: Path) -
     assert "https://portal.example/portal/invite/" in r.output
     r = run(cli_app, [*home, "control", "user", "list"])
     assert "root@op.example\toperator\t-\tactive" in r.output
+
+
+def test_pages_are_not_cached_framed_or_open_to_other_scripts(portal: Portal) -> None:
+    with portal.client() as c:
+        r = c.get("/portal/login")
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["x-frame-options"] == "DENY"
+        csp = r.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert "form-action 'self'" in csp

@@ -24,6 +24,18 @@ from localcast.portal.scope import partners
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FLASH_COOKIE = "localcast_flash"
+# Every page: not cached (one viewer's data), never framed (clickjacking), scripts and forms
+# only from this origin (inline style attributes are allowed: the meters' widths).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 MAX_FLASH = 300
 
 
@@ -96,7 +108,7 @@ def page(
         **context,
     )
     response = HTMLResponse(body, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"  # pages show one viewer's data
+    response.headers.update(PAGE_HEADERS)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/portal")
     return response
