@@ -209,11 +209,22 @@ def reporter(
         Path | None,
         typer.Option(help="The data plane's traffic counts to post (default <run>/traffic)."),
     ] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-dir",
+            help="The data plane's metric snapshots, read for its load "
+            "(default appliance.metrics_dir, else <run>/metrics).",
+        ),
+    ] = None,
 ) -> None:
-    """Register APPLIANCE and heartbeat its store's inventory until interrupted."""
+    """Register APPLIANCE and heartbeat its store's inventory and its data plane's load
+    (connections, egress, requests and 5xx answered) until interrupted."""
     from localcast.appliance.settings import CONTACT_FILE
     from localcast.control.credentials import CredentialStore
     from localcast.control.reporter import run_reporter
+    from localcast.metrics import metrics_dir
+    from localcast.metrics.load import NodeLoad
 
     st = state(ctx)
     settings = _settings(ctx)
@@ -224,6 +235,10 @@ def reporter(
     if secret is None:
         raise fail(f"no credential for {appliance}: pass --credential")
     store_dir = store or st.config.paths.store
+    try:
+        load = NodeLoad(metrics or metrics_dir(st.config))  # the same files as its /metrics
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             run_reporter(
@@ -232,6 +247,7 @@ def reporter(
                 secret,
                 store_dir,
                 interval,
+                load=load,
                 traffic_dir=traffic_dir or st.config.paths.run / "traffic",
                 contact_file=st.config.paths.run / CONTACT_FILE,  # read by the data plane
             )

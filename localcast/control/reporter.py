@@ -5,10 +5,15 @@
 credential, then every ``interval_s``:
 
 1. scans the store (``<store>/<title_id>/<sha256>.<ext>``) in a worker thread;
-2. sends a heartbeat with load, disk and inventory (and the serving window,
-   requests and 5xx answers lately, when the load sampler has one: the
-   status's serving component; ``localcast control reporter`` has none yet):
-   the **full** inventory first (and whenever the control plane answers
+2. sends a heartbeat with load, disk and inventory: the load from the
+   ``load`` sampler, which ``localcast control reporter`` points at the
+   node's metrics directory (:class:`localcast.metrics.load.NodeLoad`, the
+   files the data plane's ``/metrics`` merges, read-only): client
+   connections open now, egress bits/s and the serving window (tokened
+   requests and their 5xx answers) since the previous heartbeat, so steering
+   sees the site's load (saturation) and the status its load and serving
+   components (the first heartbeat has no rate: egress 0, no window); the
+   **full** inventory first (and whenever the control plane answers
    ``resync``), afterwards
    only the **delta** against the last inventory the control plane
    acknowledged, tagged ``base_seq`` so a lost answer cannot desynchronise
@@ -48,6 +53,7 @@ from localcast.control.schemas import (
 )
 from localcast.core.inventory import Inventory, diff, freeze, is_content_file
 from localcast.media.manifest import TITLE_ID_RE
+from localcast.metrics.load import LoadSample
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +63,6 @@ class StoreScan:
     inventory: Inventory
     used_bytes: int
     free_bytes: int
-
-
-@dataclass(frozen=True)
-class ServingSample:
-    """Requests answered over the last ``window_s`` seconds, and how many were 5xx."""
-
-    requests: int
-    errors_5xx: int
-    window_s: float
-
-
-@dataclass(frozen=True)
-class LoadSample:
-    active_connections: int = 0
-    egress_bps: float = 0.0
-    serving: ServingSample | None = None  # None: not known (the heartbeat leaves it out)
 
 
 def scan_store(store_dir: Path) -> StoreScan:
@@ -176,7 +166,11 @@ class Reporter:
                     removed=_lists(delta.removed),
                 )
             )
-        sample = self.load()
+        try:
+            sample = self.load()
+        except Exception:  # a load reading bug must not stop the heartbeats
+            log.exception("appliance %s: load not sampled", self.appliance_id)
+            sample = LoadSample()
         body = HeartbeatRequest(
             interval_s=self.interval_s,
             load=LoadIn(active_connections=sample.active_connections, egress_bps=sample.egress_bps),
@@ -249,8 +243,9 @@ async def run_reporter(
     traffic_dir: Path | None = None,
     contact_file: Path | None = None,
 ) -> None:
-    """Register and heartbeat forever (until cancelled); post ``traffic_dir``'s counts;
-    touch ``contact_file`` after every successful heartbeat."""
+    """Register and heartbeat forever (until cancelled) with ``load()``'s sample (default:
+    nothing known, zeros; see :class:`localcast.metrics.load.NodeLoad`); post
+    ``traffic_dir``'s counts; touch ``contact_file`` after every successful heartbeat."""
     own = client is None
     http = client or httpx.AsyncClient(timeout=max(interval_s, 2.0))
     reporter = Reporter(
