@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ from localcast.core.forecast import (
 
 TODAY = 20_000
 NOW = TODAY * DAY_S + 5 * 3600.0  # 05:00 UTC on day TODAY
-P1 = ForecastParams(half_life_days=1.0, lookback_days=7)
+P1 = ForecastParams(half_life_days=1.0, lookback_days=7, pool_strength=0.0)  # rule 2 alone
 
 
 def rec(days_ago: int, title: str, sessions: float, region: str = "r") -> DemandRecord:
@@ -72,6 +74,43 @@ def test_regions_are_separate_and_listed() -> None:
     assert dict(fc["empty"]) == {}
 
 
+def test_one_region_is_not_pooled() -> None:
+    """Pooling over one region is its own figure (rule 3 is the identity there)."""
+    history = [rec(1, "a", 10), rec(2, "a", 20), rec(2, "b", 1), rec(5, "c", 3)]
+    pooled = forecast(history, [], ["r", "empty"], NOW, replace(P1, pool_strength=4.0))
+    assert dict(pooled["r"]) == pytest.approx(dict(forecast(history, [], ["r"], NOW, P1)["r"]))
+
+
+def test_pooling_by_hand() -> None:
+    """Yesterday: region "big" 90 x a, 10 x b; region "small" 1 x b. Pooled shares 90/101 and
+    11/101; two titles seen, so 4 x 2 = 8 sessions are spread by them in each region. "small"
+    (1 session): a (0 + 8 x 90/101) / 9, b (1 + 8 x 11/101) / 9: one session is not evidence
+    enough to put b ahead of a. "big" (100 sessions): its own counts decide, about 90 and 10.
+    Each region's total per day is kept."""
+    history = [rec(1, "a", 90, "big"), rec(1, "b", 10, "big"), rec(1, "b", 1, "small")]
+    fc = forecast(history, [], ["big", "small"], NOW, replace(P1, pool_strength=4.0))
+    a0, b0 = 8 * 90 / 101, 8 * 11 / 101
+    assert fc["small"]["a"] == pytest.approx(a0 / 9)
+    assert fc["small"]["b"] == pytest.approx((1 + b0) / 9)
+    assert fc["small"]["a"] > fc["small"]["b"]
+    assert fc["big"]["a"] == pytest.approx((90 + a0) * 100 / 108)
+    assert fc["big"]["b"] == pytest.approx((10 + b0) * 100 / 108)
+    assert fc["big"]["a"] == pytest.approx(90, rel=0.001)
+    for region, total in (("big", 100), ("small", 1)):
+        assert sum(fc[region].values()) == pytest.approx(total)
+    alone = forecast(history, [], ["big", "small"], NOW, P1)
+    assert dict(alone["small"]) == {"b": 1.0}
+
+
+def test_a_title_watched_in_one_region_keeps_its_rank_there() -> None:
+    """Region x: 30 x z (a local title), 10 x a; region y: 1000 x a. Pooled, z is 3% of the
+    sessions, but x's own counts still rank z first."""
+    history = [rec(1, "z", 30, "x"), rec(1, "a", 10, "x"), rec(1, "a", 1000, "y")]
+    fc = forecast(history, [], ["x", "y"], NOW, replace(P1, pool_strength=4.0))
+    assert fc["x"]["z"] > fc["x"]["a"] > 10
+    assert fc["y"]["a"] > 990 and 0 < fc["y"]["z"] < 1
+
+
 def test_output_is_read_only() -> None:
     fc = forecast([rec(1, "a", 10)], [], ["r"], NOW, P1)
     with pytest.raises(TypeError):
@@ -85,6 +124,8 @@ def test_params_are_checked() -> None:
         ForecastParams(half_life_days=0)
     with pytest.raises(ValueError, match="lookback_days"):
         ForecastParams(lookback_days=-1)
+    with pytest.raises(ValueError, match="pool_strength"):
+        ForecastParams(pool_strength=-1)
 
 
 # --- releases ------------------------------------------------------------------------------
@@ -154,8 +195,8 @@ records = st.lists(
 @settings(deadline=None)
 @given(records, st.floats(0.01, 10))
 def test_forecast_is_within_the_daily_figures(history: list[DemandRecord], k: float) -> None:
-    """Between 0 and the largest day's sessions; scales with the sessions."""
-    params = ForecastParams(half_life_days=2.0, lookback_days=7)
+    """Without pooling: between 0 and the largest day's sessions; scales with the sessions."""
+    params = ForecastParams(half_life_days=2.0, lookback_days=7, pool_strength=0.0)
     fc = forecast(history, [], ["x", "y"], NOW, params)
     daily: dict[tuple[str, str, int], float] = {}
     for r in history:

@@ -30,11 +30,17 @@ Fields (bytes are bytes, rates Gbit/s, ratios 0..1, times ISO 8601 UTC):
 * ``churn``: per day, title copies the plan added (and the floor any plan with
   the same copy counts would add), their bytes;
 * ``comparison``: proactive vs LRU vs LFU vs Belady on the same demand and
-  storage: offload (embedded bytes over the ISPs' bytes), bytes served by the
+  appliances (see :mod:`localcast.sim.baselines`: same room, same fill rate
+  caps): offload (embedded bytes over the ISPs' bytes), bytes served by the
   caches to the clients whose best site they are, fill bytes and those at the
-  ISPs' peak hour, and what enters the embedded sites from outside in that hour
-  (bytes not served by them plus their fill: ``inbound_peak_hour_*``); per
-  site the same offload;
+  ISPs' peak hour, and what enters the embedded sites from outside (bytes not
+  served by them plus their fill) over the run (``inbound_bytes``,
+  ``net_offload_ratio``) and in that hour (``inbound_peak_hour_*``);
+  ``session_offload_ratio``: the offload counting each session (all its bytes)
+  where it started, so a session that starts upstream and switches over once
+  its title arrives counts upstream (a reactive cache's first viewer of a title
+  triggers its fetch and would otherwise be credited the rest of its session);
+  per site the same offload;
 * ``sweep`` (when asked): the same comparison at other storage sizes.
 """
 
@@ -103,8 +109,9 @@ def offload_of(r: SimResult, cache: CacheResult | None = None) -> float:
 
 def comparison(r: SimResult, caches: dict[str, CacheResult]) -> dict[str, Any]:
     """Proactive vs the reactive caches: offload, bytes served by the cache sites, fill, and
-    what enters the embedded sites from outside in the ISPs' peak hour (the bytes they did
-    not serve plus their fill then: a pull-through cache fills at the peak)."""
+    what enters the embedded sites from outside (the bytes they did not serve plus their
+    fill), over the run (``inbound_bytes``, ``net_offload_ratio``: one minus it over the
+    ISPs' bytes) and in the ISPs' peak hour (a pull-through cache fills at the peak)."""
     m = r.model
     sites = cache_sites(r)
     emb = [i for i, s in enumerate(m.sites) if s.kind is SiteKind.EMBEDDED]
@@ -114,10 +121,17 @@ def comparison(r: SimResult, caches: dict[str, CacheResult]) -> dict[str, Any]:
     per = round(3600.0 / r.slot_s)
     at_peak = slice(peak * per, (peak + 1) * per)
     peak_bytes = float(isp_slots[at_peak].sum())
+    isp_bytes = float(isp_slots.sum())
 
-    def inbound(hit_emb: float, fill_emb: float | None) -> dict[str, float | None]:
-        nbytes = peak_bytes - hit_emb + (fill_emb or 0.0)
+    def inbound(hit_emb: F64, fill_emb: F64 | None) -> dict[str, float | None]:
+        """``hit_emb`` / ``fill_emb``: (slots,) bytes served by / filled into embedded sites."""
+        fill_all = float(fill_emb.sum()) if fill_emb is not None else 0.0
+        fill_peak = float(fill_emb[at_peak].sum()) if fill_emb is not None else 0.0
+        total = isp_bytes - float(hit_emb.sum()) + fill_all
+        nbytes = peak_bytes - float(hit_emb[at_peak].sum()) + fill_peak
         return {
+            "inbound_bytes": total,
+            "net_offload_ratio": 1.0 - _ratio(total, isp_bytes) if isp_bytes > 0 else 0.0,
             "inbound_peak_hour_bytes": nbytes,
             "inbound_peak_hour_gbps": float(_gbps(nbytes, 3600.0)),
         }
@@ -126,13 +140,11 @@ def comparison(r: SimResult, caches: dict[str, CacheResult]) -> dict[str, Any]:
     rows: dict[str, Any] = {
         "proactive": {
             "offload_ratio": offload_of(r),
+            "session_offload_ratio": _ratio(r.start_offloaded, isp_bytes),
             "served_bytes": float(r.own_served[:, sites].sum()),
             "fill_bytes": float(proactive_fill.sum()),
             "fill_bytes_peak_hour": float(proactive_fill[at_peak].sum()),
-            **inbound(
-                float(r.src_bytes[at_peak, :-1, 0].sum()),
-                float(proactive_fill[at_peak][:, emb].sum()),
-            ),
+            **inbound(r.src_bytes[:, :-1, 0].sum(axis=1), proactive_fill[:, emb].sum(axis=1)),
         }
     }
     for name in POLICIES:
@@ -142,12 +154,15 @@ def comparison(r: SimResult, caches: dict[str, CacheResult]) -> dict[str, Any]:
         reactive = name != "belady"
         rows[name] = {
             "offload_ratio": offload_of(r, c),
+            "session_offload_ratio": (
+                _ratio(float(c.start_hit_bytes[:, emb].sum()), isp_bytes) if reactive else None
+            ),
             "served_bytes": float(c.hit_bytes[:, sites].sum()),
             "fill_bytes": float(c.fill_bytes.sum()) if reactive else None,
             "fill_bytes_peak_hour": float(c.fill_bytes[at_peak].sum()) if reactive else None,
             **inbound(
-                float(c.hit_bytes[at_peak][:, emb].sum()),
-                float(c.fill_bytes[at_peak][:, emb].sum()) if reactive else None,
+                c.hit_bytes[:, emb].sum(axis=1),
+                c.fill_bytes[:, emb].sum(axis=1) if reactive else None,
             ),
         }
     per_site = []

@@ -160,6 +160,10 @@ class SimResult:
     fill_slot_bytes: F64  # (slots, sites) fill bytes into each site
     churn: list[dict[str, Any]]
     cache_demand: list[tuple[I64, I64, F64]]  # per slot: (best site, title, bytes)
+    # per slot, the sessions of the ISPs' clients starting in it (the first slot: those
+    # playing then): (best site, title, the session's bytes in the run)
+    cache_starts: list[tuple[I64, I64, F64]]
+    start_offloaded: float  # bytes of those sessions whose first piece an embedded site served
     warm: Mapping[str, frozenset[str]]  # what each appliance held at the start
     counters: dict[str, float] = field(default_factory=dict)
 
@@ -291,6 +295,9 @@ def simulate(
     reach_bytes = np.zeros((days, n_isp))
     started = np.zeros((days, n_isp), dtype=np.int64)
     cache_demand: list[tuple[I64, I64, F64]] = []
+    cache_starts: list[tuple[I64, I64, F64]] = []
+    start_offloaded = 0.0
+    session_bytes: F64 = np.bincount(pieces.session, pieces.bytes, len(sessions)).astype(np.float64)
     site_cap = model.site_capacity_bps / 8.0 * slot_s
     link_cap = model.links.capacity_bps / 8.0 * slot_s
     link_of = model.links.of.astype(np.int64)
@@ -406,12 +413,25 @@ def simulate(
                         np.bincount(inv.reshape(-1), nb[has_best], len(uk)).astype(np.float64),
                     )
                 )
+                # sessions by where they started: no credit for switching over mid-session
+                start = (first | (k == 0)) & (isp < n_isp - 1)
+                sb = session_bytes[sess[start]]
+                start_offloaded += float(sb[kind[start] == 0].sum())
+                with_best = has_best[start]
+                cache_starts.append(
+                    (
+                        best[start][with_best],
+                        titles[start][with_best].astype(np.int64),
+                        sb[with_best],
+                    )
+                )
                 counters["t_account_s"] = (
                     counters.get("t_account_s", 0.0) + time.perf_counter() - ts_acc
                 )
             else:
                 empty = np.zeros(0, dtype=np.int64)
                 cache_demand.append((empty, empty, np.zeros(0)))
+                cache_starts.append((empty, empty, np.zeros(0)))
             tf = time.perf_counter()
             t_steer += tf - ts
             agents.step(now, slot_s, k)
@@ -454,6 +474,8 @@ def simulate(
         fill_slot_bytes=agents.slot_bytes,
         churn=churn,
         cache_demand=cache_demand,
+        cache_starts=cache_starts,
+        start_offloaded=start_offloaded,
         warm=warm,
         counters=counters,
     )
