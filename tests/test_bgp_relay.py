@@ -3,7 +3,8 @@
 A raw BGP peer announces and withdraws through a real speaker; the relay posts
 to :class:`FakeControlPlane` (in process, through httpx.MockTransport), which
 implements the documented contract: a full replaces a session's routes, a
-delta applies on top of ``base_seq`` or is answered with a resync. The fake's
+delta applies on top of ``base_seq`` or is answered with a resync, a session
+without ``filtered_prefixes`` keeps the last ones. The fake's
 view must always end up equal to the speaker's Adj-RIB-In, across an outage,
 a resync request, split posts and a session that goes down.
 """
@@ -71,7 +72,11 @@ class FakeControlPlane:
             for p in group["prefixes"]:
                 table[p] = attrs
         self.seq[neighbor] = body["seq"]
-        self.sessions[neighbor] = body["session"]
+        session = dict(body["session"])
+        kept = self.sessions.get(neighbor, {}).get("filtered_prefixes")
+        if "filtered_prefixes" not in session and kept is not None:  # unchanged: the last one
+            session["filtered_prefixes"] = kept
+        self.sessions[neighbor] = session
         return httpx.Response(200, json={"seq": body["seq"], "resync": False})
 
 
@@ -278,3 +283,83 @@ def test_as_path_length_counts_a_set_once() -> None:
     out = attributes_json(a, 65002)
     assert out["as_path_length"] == 3 and out["origin_as"] is None
     assert out["origin"] == "incomplete" and out["large_communities"] == ["65002:1:2"]
+
+
+def test_filtered_prefixes_are_listed_bounded_and_sent_when_they_change() -> None:
+    """Which prefixes the import policy refuses, per reason: the first 100 listed with the
+    whole count; a refused-only UPDATE (no route changes, no speaker event) still reaches the
+    control plane; a delta that changes nothing refused does not repeat the list."""
+
+    async def scenario() -> None:
+        port = free_port()
+        config = parse_bgp_config(
+            {
+                "local_as": 65001,
+                "router_id": "10.0.0.1",
+                "port": port,
+                "neighbors": [{"address": PEER, "remote_as": PEER_AS, "passive": True}],
+            }
+        )
+        fake = FakeControlPlane()
+        client = httpx.AsyncClient(transport=httpx.MockTransport(fake.handler))
+
+        def listed() -> dict[str, Any]:
+            out: dict[str, Any] = fake.sessions.get(PEER, {}).get("filtered_prefixes", {})
+            return out
+
+        async with Speaker(config) as speaker:
+            relay = Relay(
+                speaker, client, "http://c", "app-1", "s3cret", batch_s=0, filter_check_s=0.05
+            )
+            task = asyncio.create_task(relay.run())
+            peer = await connect_peer(port)
+            try:
+                await until(lambda: fake.sessions.get(PEER, {}).get("state") == "established", "up")
+                assert fake.sessions[PEER]["filtered_prefixes"] == {}  # a full lists them always
+                bogons = [f"10.{i // 256}.{i % 256}.0/24" for i in range(150)]
+                peer.send(encode(Update(attributes=attrs(), nlri=prefixes(*bogons))))
+                await until(lambda: "bogon" in listed(), "the refused-only UPDATE reported")
+                assert fake.sessions[PEER]["filtered"] == {"bogon": 150}
+                assert listed()["bogon"] == {"count": 150, "prefixes": bogons[:100]}
+
+                posts = len(fake.posts)
+                peer.send(encode(Update(attributes=attrs(), nlri=prefixes("11.1.0.0/16"))))
+                await until(lambda: "11.1.0.0/16" in fake.routes.get(PEER, {}), "the route")
+                assert all("filtered_prefixes" not in p["session"] for p in fake.posts[posts:])
+                assert listed()["bogon"]["count"] == 150  # the fake keeps the last one
+
+                peer.send(encode(Update(withdrawn=prefixes(*bogons[:120]))))
+                await until(lambda: listed().get("bogon", {}).get("count") == 30, "the withdrawal")
+                assert listed()["bogon"]["prefixes"] == bogons[120:]
+                assert fake.sessions[PEER]["filtered"] == {"bogon": 30}
+            finally:
+                peer.close()
+        await asyncio.wait_for(task, 5)
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_filtered_prefixes_per_reason_ipv4_first_in_prefix_order() -> None:
+    from localcast.bgp.adjrib import AdjRibIn
+    from localcast.bgp.policy import ImportPolicy
+    from localcast.bgp.relay import filter_mark, filtered_prefixes
+
+    rib = AdjRibIn(ImportPolicy(local_as=65001, peer_as=PEER_AS))
+    mark = filter_mark(rib)
+    rib.apply(Update(attributes=attrs(), nlri=prefixes("192.168.1.0/24", "10.9.0.0/16")))
+    rib.apply(Update(attributes=attrs(), nlri=prefixes("11.0.0.0/25", "10.1.0.0/16", "0.0.0.0/0")))
+    assert filter_mark(rib) != mark
+    assert filtered_prefixes(rib, limit=2) == {
+        "bogon": {"count": 3, "prefixes": ["10.9.0.0/16", "192.168.1.0/24"]},  # first 2 refused
+        "default_route": {"count": 1, "prefixes": ["0.0.0.0/0"]},
+        "too_specific": {"count": 1, "prefixes": ["11.0.0.0/25"]},
+    }
+    mark = filter_mark(rib)
+    rib.apply(Update(attributes=attrs(), nlri=prefixes("10.9.0.0/16")))  # refused again
+    assert filter_mark(rib) != mark  # same counts, but it changed: listed again
+    rib.apply(Update(withdrawn=prefixes("10.9.0.0/16", "192.168.1.0/24", "0.0.0.0/0")))
+    assert filtered_prefixes(rib) == {
+        "bogon": {"count": 1, "prefixes": ["10.1.0.0/16"]},
+        "too_specific": {"count": 1, "prefixes": ["11.0.0.0/25"]},
+    }

@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from localcast.control import route_feed
 from localcast.control.route_schemas import RoutesReport
 from localcast.control.service import ControlPlane
+from localcast.core.rib import prefix_text
 
 ALL = ("a1", "a2", "b1", "ix1", "o1")
 CLIENT = "203.0.113.7"
@@ -238,6 +239,134 @@ def test_sessions_of_one_appliance_are_sequenced_and_replaced_separately(env: En
     assert page["total"] == 2 and first(env) == "a1"
     sessions = {s["neighbor"]: (s["state"], s["seq"]) for s in page["appliances"][0]["sessions"]}
     assert sessions == {PEER: ("established", 2), other: ("active", 5)}
+
+
+def sessions_of(env: Env, aid: str = "a1") -> dict[str, dict[str, Any]]:
+    page = env.client.get("/v1/routes", params={"appliance": aid}).json()
+    return {s["neighbor"]: s for a in page["appliances"] for s in a["sessions"]}
+
+
+BOGONS = {"count": 3, "prefixes": ["10.0.0.0/8", "192.168.0.0/16"]}
+
+
+def test_filtered_prefixes_are_kept_per_session(env: Env) -> None:
+    """A relay lists, per filter reason, the first prefixes refused; the control plane keeps
+    the latest per session (a report without the list keeps it while the counts hold)."""
+    sample = {"bogon": BOGONS, "too_specific": {"count": 1, "prefixes": ["2001:db8::/64"]}}
+    counts = {"bogon": 3, "too_specific": 1}
+    ok(env, "a1", full(1, route(NET), filtered=counts, filtered_prefixes=sample))
+    ok(env, "a1", full(1, route("198.51.100.0/24"), peer="127.0.0.3"))  # an older relay
+    got = sessions_of(env)
+    assert got[PEER]["filtered_prefixes"] == sample
+    assert got["127.0.0.3"]["filtered_prefixes"] is None  # counts only, as before
+    state = env.plane.routes.state("a1", PEER)
+    assert state is not None and state.session.filtered_prefixes is not None
+    assert state.session.filtered_prefixes["bogon"].count == 3
+    ok(env, "a1", delta(2, 1, announce=[route("192.0.2.0/24")], filtered=counts))
+    assert sessions_of(env)[PEER]["filtered_prefixes"] == sample  # unchanged: kept
+    ok(env, "a1", delta(3, 2, filtered={"bogon": 2}))  # the counts moved without a list
+    assert sessions_of(env)[PEER]["filtered_prefixes"] is None
+    ok(env, "a1", delta(4, 3, filtered={}, filtered_prefixes={}))
+    assert sessions_of(env)[PEER]["filtered_prefixes"] == {}
+
+
+@pytest.mark.parametrize(
+    ("listed", "loc", "message"),
+    [
+        (
+            {
+                "bogon": {
+                    "count": 2000,
+                    "prefixes": [f"10.{i // 256}.{i % 256}.0/24" for i in range(1001)],
+                }
+            },
+            ["body", "session", "filtered_prefixes", "bogon", "prefixes"],
+            "at most 1000 items",
+        ),
+        (
+            {f"reason_{i}": {"count": 1} for i in range(33)},
+            ["body", "session", "filtered_prefixes"],
+            "at most 32 items",
+        ),
+        (
+            {"bogon": {"count": 2, "prefixes": ["10.0.0.0/8", "10.0.0.1/8"]}},
+            ["body", "session", "filtered_prefixes", "bogon", "prefixes"],
+            "[1] '10.0.0.1/8' is not a network prefix: host bits set",
+        ),
+        (
+            {"bogon": {"count": 1, "prefixes": ["10.0.0.0/8", "192.168.0.0/16"]}},
+            ["body", "session", "filtered_prefixes", "bogon"],
+            "count 1 is less than the 2 listed",
+        ),
+        (
+            {"bogon": {"prefixes": []}},
+            ["body", "session", "filtered_prefixes", "bogon", "count"],
+            "",
+        ),
+        (
+            {"x" * 65: {"count": 1}},
+            ["body", "session", "filtered_prefixes", "x" * 65, "[key]"],
+            "at most 64 characters",
+        ),
+    ],
+)
+def test_a_bad_or_oversized_filtered_list_is_refused_and_changes_nothing(
+    env: Env, listed: dict[str, Any], loc: list[str], message: str
+) -> None:
+    ok(env, "a1", full(1, route(NET), filtered={"bogon": 3}, filtered_prefixes={"bogon": BOGONS}))
+    before = env.plane.snapshot.routes.learned
+    generation = env.plane.routes.generation
+    bad = delta(2, 1, announce=[route("192.0.2.0/24")], filtered_prefixes=listed)
+    r = post(env, "a1", bad)
+    assert r.status_code == 422, r.text
+    errors = {tuple(e["loc"]): e["msg"] for e in r.json()["detail"]}
+    assert tuple(loc) in errors, errors
+    assert message in errors[tuple(loc)]
+    # nothing else lost: routes, sequence, the list kept; the next delta applies
+    assert env.plane.snapshot.routes.learned is before
+    assert env.plane.routes.generation == generation
+    assert sessions_of(env)[PEER]["filtered_prefixes"] == {"bogon": BOGONS}
+    assert sessions_of(env)[PEER]["seq"] == 1 and set(held_routes(env)) == {NET}
+    ok(env, "a1", delta(2, 1, announce=[route("192.0.2.0/24")], filtered={"bogon": 3}))
+    assert set(held_routes(env)) == {NET, "192.0.2.0/24"}
+
+
+def test_session_prefixes_are_each_sessions_own_and_stay_read_only(env: Env) -> None:
+    """``RouteFeed.session_prefixes``: per session, what it announces (not only the best);
+    a table handed out is never changed by later reports (copy on write); the generation
+    moves with every report applied."""
+    feed = env.plane.routes
+    assert feed.session_prefixes("a1") == {} and feed.generation == 0
+    other = "127.0.0.3"
+    ok(env, "a1", full(1, route(NET, "198.51.100.0/24")))
+
+    def keys(aid: str = "a1") -> dict[str, set[str]]:
+        return {
+            nb: {prefix_text(v, k) for v in (4, 6) for k in rib.table(v)}
+            for nb, rib in feed.session_prefixes(aid).items()
+        }
+
+    assert keys() == {PEER: {NET, "198.51.100.0/24"}}  # one session: the appliance's RIB
+    assert feed.generation == 1
+    ok(env, "a1", full(1, route(NET, "192.0.2.0/24", as_path=(64501,)), peer=other))
+    assert keys() == {PEER: {NET, "198.51.100.0/24"}, other: {NET, "192.0.2.0/24"}}
+    held = feed.session_prefixes("a1")[other]
+    mine = feed.session_prefixes("a1")[PEER]
+    assert feed.session_prefixes("a1")[PEER] is mine  # no copy per call
+    with pytest.raises(TypeError):
+        held.table(4)[0] = held.table(4)[next(iter(held.table(4)))]  # type: ignore[index]
+    ok(env, "a1", delta(2, 1, announce=[route("203.0.112.0/24")], withdraw=[NET], peer=other))
+    assert keys()[other] == {"192.0.2.0/24", "203.0.112.0/24"}
+    assert {prefix_text(4, k) for k in held.table(4)} == {NET, "192.0.2.0/24"}  # as handed out
+    assert feed.session_prefixes("a1")[PEER] is mine  # the other session's change: same table
+    assert feed.session_prefixes("a1")[other].table(6) is held.table(6)  # unchanged family
+    ok(env, "a1", delta(3, 2, peer=other, state="idle"))
+    assert keys() == {PEER: {NET, "198.51.100.0/24"}, other: set()}  # down: announces nothing
+    assert feed.generation == 4
+    r = post(env, "a1", delta(9, 8, peer=other))  # resync: not applied, no new generation
+    assert r.json()["resync"] is True and feed.generation == 4
+    ok(env, "b1", full(1, route(NET), peer="127.0.0.9"))
+    assert keys("b1") == {"127.0.0.9": {NET}} and keys("a2") == {}
 
 
 def held_routes(env: Env, aid: str = "a1") -> dict[str, tuple[str, list[int]]]:

@@ -5,10 +5,11 @@ an address with other partners' sites unnamed; scope (another partner's site is 
 Routes (fed as the appliances' BGP relays report them, :mod:`localcast.control.route_feed`):
 
 * ``a1`` (isp-a, embedded ``a-par``): 203.0.113.0/24, 198.51.100.0/24 (MED 10),
-  2001:db8:1::/48; its session filtered 3 bogons and 1 foreign origin; a second session
-  of ``a1`` is down.
+  2001:db8:1::/48; its session filtered 3 bogons and 1 foreign origin, and says which; a
+  second session of ``a1`` is down.
 * ``a2`` (same site): 203.0.113.0/24 with local pref 200 (attributes differ), 2001:db8:1::/48;
-  not 198.51.100.0/24 (missing).
+  not 198.51.100.0/24 (missing); it filtered one too specific prefix (an older relay: the
+  count only).
 * ``b1`` (isp-b, PNI ``b-lys``): 203.0.113.0/25 (more specific: takes 203.0.113.0-127),
   2001:db8::/32 (covers a-par's /48: not lonely).
 """
@@ -76,14 +77,19 @@ def feed(portal: Portal) -> None:
         received=7,
         accepted=3,
         filtered={"bogon": 3, "origin_not_allowed": 1},
+        filtered_prefixes={
+            "bogon": {"count": 3, "prefixes": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]},
+            "origin_not_allowed": {"count": 1, "prefixes": ["192.0.2.0/24"]},
+        },
     )
     a1_down = report("127.0.0.3", state="idle", last_error="hold timer expired")
     a2 = report(
         "127.0.0.4",
         group("203.0.113.0/24", local_pref=200),
         group("2001:db8:1::/48"),
-        received=2,
+        received=3,
         accepted=2,
+        filtered={"too_specific": 1},
     )
     b1 = report(
         "127.0.0.5",
@@ -171,13 +177,21 @@ def test_a_partner_sees_what_its_site_hears_per_appliance_and_session(portal: Po
         ["a1", "127.0.0.3 AS64501 · core router", "idle hold timer expired"],
         ["a2", "127.0.0.4 AS64501 · core router", "established"],
     ]
-    assert sessions[0][3:7] == ["2 h 0 min", "7", "3", "4"]
+    assert sessions[0][3:7] == ["2 h", "7", "3", "4"]
     assert "a1: 1 of 2 sessions down: every route rests on 127.0.0.2" in page
 
     filtered = rows(section(page, "filtered-h"))
-    assert [f[:3] for f in filtered] == [["a1", "127.0.0.2", "3"], ["a1", "127.0.0.2", "1"]]
+    assert [f[:3] for f in filtered] == [
+        ["a1", "127.0.0.2", "3"],
+        ["a1", "127.0.0.2", "1"],
+        ["a2", "127.0.0.4", "1"],
+    ]
     assert filtered[0][3].startswith("bogon : inside a range never routed on the internet")
+    assert filtered[0][4] == "3 prefix(es) 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16"
     assert filtered[1][3].startswith("origin_not_allowed : the origin AS is not one of your")
+    assert filtered[1][4] == "1 prefix(es) 192.0.2.0/24"
+    assert filtered[2][3].startswith("too_specific : longer than the session accepts")
+    assert filtered[2][4] == "not listed: this appliance reports counts only (update its software)"
 
 
 def test_clients_the_site_gets_inconsistencies_and_lonely_routes(portal: Portal) -> None:
@@ -205,11 +219,16 @@ def test_clients_the_site_gets_inconsistencies_and_lonely_routes(portal: Portal)
     assert "a2: AS path 64501, origin igp, MED 0, local pref 200" in diffs[1][4]
 
     lonely = section(page, "lonely-h")  # 2001:db8:1::/48 is covered by b1's PNI /32
+    assert "1 prefix(es) reach a-par through one BGP session only" in lonely
     assert "2 prefix(es) of this site are heard only from embedded appliances" in lonely
-    assert [r[:2] for r in rows(lonely)] == [
-        ["198.51.100.0/24", "a1"],
-        ["203.0.113.0/24", "a1, a2"],
+    single, unprotected = rows(lonely)[:1], rows(lonely)[1:]
+    assert single == [["198.51.100.0/24", "a1 · 127.0.0.2", "nowhere else"]]
+    assert unprotected == [
+        ["198.51.100.0/24", "a1 · 127.0.0.2", ""],
+        ["203.0.113.0/24", "a1 · 127.0.0.2, a2 · 127.0.0.4", ""],
     ]
+    hints = section(page, "sessions-h")
+    assert "a1 · 127.0.0.2 alone announces 1 prefix(es) of the site" in hints
 
 
 def test_the_prefix_filter_and_pages(portal: Portal) -> None:
@@ -411,21 +430,183 @@ def test_labels_and_reason_classes() -> None:
     assert rv.classify("disabled, 2d left: rack move") == "disabled"
     assert rv.classify("not turned up; status unknown: never heard from") == "turn-up"
     assert all(k in rv.CLASS_TEXT for k in ("route", "drain", "health", "load", "content"))
-    assert rv.duration_text(59) == "59 s"
-    assert rv.duration_text(3 * 3600 + 120) == "3 h 2 min"
-    assert rv.duration_text(3 * 86400) == "3 d 0 h"
 
 
-def test_lonely_routes_on_request_past_a_fleet_size(
+def test_site_reports_on_request_past_a_site_size_then_kept_until_the_routes_change(
     portal: Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rv, "LONELY_AUTO_LIMIT", 5)  # the fleet holds 9 learned routes
+    monkeypatch.setattr(rv, "REPORT_AUTO_LIMIT", 2)  # a-par hears 3 prefixes
     c = client_as(portal, ALICE)
-    part = section(get(c, site="a-par"), "lonely-h")
-    assert "/portal/routes?site=a-par&limit=50&check=lonely#lonely-h" in part
-    assert rows(part) == []
-    asked = section(get(c, site="a-par", check="lonely"), "lonely-h")
-    assert "2 prefix(es) of this site are heard only from embedded appliances" in asked
+    page = get(c, site="a-par")
+    part = section(page, "consistency-h")
+    assert "/portal/routes?site=a-par&limit=50&check=consistency#consistency-h" in part
+    assert rows(part) == [] and "the site hears 3 prefixes" in part
+    lonely = section(page, "lonely-h")
+    assert "/portal/routes?site=a-par&limit=50&check=lonely#lonely-h" in lonely
+    assert rows(lonely) == [] and "alone announces" not in page
+    asked = get(c, site="a-par", check="consistency")
+    assert "1 prefix(es) heard by some appliances and not others" in section(asked, "consistency-h")
+    assert "check=lonely" in section(asked, "lonely-h")
+    asked = get(c, site="a-par", check="lonely")
+    assert "2 prefix(es) of this site are heard only from embedded" in section(asked, "lonely-h")
+    again = get(c, site="a-par")  # routes unchanged: both kept, shown unasked
+    assert "1 prefix(es) heard by some appliances and not others" in section(again, "consistency-h")
+    assert "2 prefix(es) of this site are heard only from embedded" in section(again, "lonely-h")
+    assert "a1 · 127.0.0.2 alone announces 1 prefix(es)" in section(again, "sessions-h")
+    announce(portal, "a1", "127.0.0.2", "198.18.0.0/15")  # a-par's routes change
+    changed = get(c, site="a-par")
+    assert "check=consistency" in section(changed, "consistency-h")
+    assert "check=lonely" in section(changed, "lonely-h")
+
+
+def announce(portal: Portal, aid: str, neighbor: str, *prefixes: str, **session: Any) -> None:
+    """A delta announcing ``prefixes`` on a session fed by :func:`feed` (sequence 1)."""
+    state = portal.plane.routes.state(aid, neighbor)
+    assert state is not None
+    body = report(neighbor, group(*prefixes), **session).model_dump()
+    body.update(kind="delta", seq=state.seq + 1, base_seq=state.seq)
+    out = portal.plane.ingest_routes(
+        aid, portal.credentials[aid], RoutesReport.model_validate(body)
+    )
+    assert not out.resync, out.reason
+
+
+def test_a_reload_computes_nothing_again_and_a_report_only_what_it_changed(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: dict[str, int] = {"consistency": 0, "_single": 0, "_lonely": 0, "table_keys": 0}
+
+    def counted(name: str) -> Any:
+        real = getattr(rv, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in calls:
+        monkeypatch.setattr(rv, name, counted(name))
+    c = client_as(portal, ALICE)
+    first = get(c, site="a-par")
+    assert calls["consistency"] == calls["_single"] == calls["_lonely"] == 1
+    tables = calls["table_keys"]
+    assert tables > 0
+    for params in ({"site": "a-par"}, {"site": "a-par", "limit": 1, "offset": 1}):
+        get(c, **params)
+    assert calls == {"consistency": 1, "_single": 1, "_lonely": 1, "table_keys": tables}
+    # b1 (another site) changes: a-par's own reports stay, the one reading b1 is done again,
+    # and only b1's tables are sorted again (its two families: its Adj-RIB-In is new)
+    announce(portal, "b1", "127.0.0.5", "198.18.0.0/15", remote_as=64502)
+    after = get(c, site="a-par")
+    assert calls == {"consistency": 1, "_single": 1, "_lonely": 2, "table_keys": tables + 2}
+    assert section(after, "lonely-h") == section(first, "lonely-h")  # b1's /15 covers none
+    announce(portal, "a1", "127.0.0.2", "198.51.101.0/24")
+    assert "198.51.101.0/24" in section(get(c, site="a-par"), "lonely-h")
+    assert calls["consistency"] == calls["_single"] == 2 and calls["_lonely"] == 3
+
+
+def test_uptime_counts_on_from_the_report_like_the_appliance_page(portal: Portal) -> None:
+    """A session reported 15 s ago with 1 s of uptime has been up 16 s (one function for the
+    route explorer and the appliance page: fleet_view.session_uptime)."""
+    r = report("127.0.0.4", group("203.0.113.0/24", local_pref=200), uptime_s=1.0)
+    out = portal.plane.ingest_routes("a2", portal.credentials["a2"], r)
+    assert not out.resync
+    portal.clock.advance(15)
+    c = client_as(portal, ALICE)
+    sessions = {r[1].split()[0]: r for r in rows(section(get(c, site="a-par"), "sessions-h"))}
+    assert sessions["127.0.0.4"][3] == "16 s" and sessions["127.0.0.4"][7] == "15 s ago"
+    appliance = c.get("/portal/appliances/a2").text
+    assert "16 s" in appliance
+
+
+def two_routers(tmp_path: Path) -> Portal:
+    """a1 with two sessions (two routers), a2 with one more; what each announces:
+
+    * 203.0.113.0/24: a1 from both routers (redundant, though a1 holds one route for it);
+    * 198.51.100.0/24: a1 from 127.0.0.2 only; 192.0.2.0/23: a1 from 127.0.0.3 only;
+    * 192.0.2.0/24: a2 only, but inside a1's /23 (covered: not alone);
+    * 2001:db8:1::/48: a2 from two routers.
+    """
+    portal = portal_plane(tmp_path)
+    listed = [f"10.{i}.0.0/16" for i in range(100)]
+    reports = (
+        (
+            "a1",
+            report(
+                "127.0.0.2",
+                group("203.0.113.0/24", "198.51.100.0/24"),
+                filtered={"bogon": 150},
+                filtered_prefixes={"bogon": {"count": 150, "prefixes": listed}},
+            ),
+        ),
+        ("a1", report("127.0.0.3", group("203.0.113.0/24", "192.0.2.0/23"))),
+        ("a2", report("127.0.0.4", group("192.0.2.0/24", "2001:db8:1::/48"))),
+        ("a2", report("127.0.0.5", group("2001:db8:1::/48"))),
+    )
+    for aid, r in reports:
+        out = portal.plane.ingest_routes(aid, portal.credentials[aid], r)
+        assert not out.resync, out.reason
+    return portal
+
+
+def test_a_prefix_one_session_alone_announces_is_a_single_point_of_failure(
+    tmp_path: Path,
+) -> None:
+    portal = two_routers(tmp_path)
+    try:
+        c = client_as(portal, ALICE)
+        page = get(c, site="a-par")
+        lonely = section(page, "lonely-h")
+        assert "2 prefix(es) reach a-par through one BGP session only" in lonely
+        assert rows(lonely)[:2] == [
+            ["192.0.2.0/23", "a1 · 127.0.0.3", "nowhere else"],
+            ["198.51.100.0/24", "a1 · 127.0.0.2", "nowhere else"],
+        ]
+        hints = section(page, "sessions-h")
+        assert "a1 · 127.0.0.2 alone announces 1 prefix(es) of the site" in hints
+        assert "a1 · 127.0.0.3 alone announces 1 prefix(es) of the site" in hints
+        assert "a2 · " not in hints
+        heard = {(r[0], r[1]): r[2] for r in rows(section(page, "routes-h"))}
+        held = portal.plane.snapshot.routes.learned.ribs["a1"].get("203.0.113.0/24")
+        assert held is not None
+        other = "127.0.0.3" if held.peer.address == "127.0.0.2" else "127.0.0.2"
+        assert heard[("203.0.113.0/24", "a1")] == f"{held.peer.address} AS64501 also from {other}"
+        assert heard[("198.51.100.0/24", "a1")] == "127.0.0.2 AS64501"
+        filtered = rows(section(page, "filtered-h"))
+        assert filtered[0][:3] == ["a1", "127.0.0.2", "150"]
+        assert filtered[0][4].startswith("first 100 of 150 10.0.0.0/16 10.1.0.0/16 ")
+        assert "<details open>" not in section(page, "filtered-h")  # 100 listed: folded
+
+        # the router of 127.0.0.3 goes away: its /23 is gone, a2's /24 now rests on a2 alone
+        state = portal.plane.routes.state("a1", "127.0.0.3")
+        assert state is not None
+        down = report("127.0.0.3", state="idle").model_dump()
+        down.update(kind="delta", seq=2, base_seq=1)
+        out = portal.plane.ingest_routes(
+            "a1", portal.credentials["a1"], RoutesReport.model_validate(down)
+        )
+        assert not out.resync
+        single = rows(section(get(c, site="a-par"), "lonely-h"))
+        assert [r[:2] for r in single[:3]] == [
+            ["192.0.2.0/24", "a2 · 127.0.0.4"],
+            ["198.51.100.0/24", "a1 · 127.0.0.2"],
+            ["203.0.113.0/24", "a1 · 127.0.0.2"],
+        ]
+    finally:
+        portal.plane.close()
+
+
+def test_no_peering_alternate_agrees_with_the_core_report(portal: Portal) -> None:
+    """The site's "no PNI or IX alternate" (set operations over sorted prefixes) is the
+    core's fleet-wide report narrowed to the site."""
+    from localcast.core.route_reports import no_alternate_source
+
+    snap = portal.plane.snapshot
+    view = rv.sources(snap, "a-par", portal.plane.routes.session_prefixes)
+    core = [r.prefix for r in no_alternate_source(snap).routes if "a-par" in r.sites]
+    assert [r.prefix for r in view.lonely] == core and view.lonely_count == len(core)
+    assert rv.sources(snap, "b-lys").checked is False
 
 
 def test_a_site_without_bgp_uses_its_configured_prefixes(tmp_path: Path) -> None:
@@ -493,3 +674,57 @@ def test_the_ranking_alone_without_a_title() -> None:
         snap, "10.1.2.3", rv.Labels(snap.sites, frozenset(snap.sites)), candidates=ranked
     )
     assert seen.summary == "best site: theirs" and seen.location.startswith("at site theirs")
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_set_operations_over_sorted_prefixes_agree_with_the_core(version: int) -> None:
+    """Membership, union and "inside a shorter prefix" over sorted arrays of packed prefixes
+    (IPv6: Python ints, its first 64 bits as uint64 up to /64) against the core's own
+    definitions (:func:`localcast.core.rib.covering_keys`)."""
+    import random
+
+    from localcast.core.rib import BITS, covering_keys, mask, pack
+
+    rnd = random.Random(version)
+    bits = BITS[version]
+    pool = [rnd.getrandbits(bits) for _ in range(60)]  # few networks: prefixes nest
+    short = [8, 12, 16, 20] if version == 4 else [16, 32, 48, 60, 64, 65, 80]
+    longer = [*short, 24, 32] if version == 4 else [*short, 96, 128]
+
+    def prefixes(n: int, lengths: list[int]) -> set[int]:
+        out = set()
+        for _ in range(n):
+            length = rnd.choice(lengths)
+            out.add(pack(rnd.choice(pool) & mask(version, length), length))
+        return out
+
+    values, by = prefixes(3000, longer), prefixes(100, short)
+    a = rv.table_keys(dict.fromkeys(values), version)
+    b = rv.table_keys(dict.fromkeys(by), version)
+    assert [int(k) for k in a] == sorted(values)
+    assert list(rv._member(a, b)) == [int(k) in by for k in a]
+    expected = [any(c in by for c in covering_keys(version, int(k))) for k in a]
+    got = rv._covered(a, version, b)
+    assert list(got) == expected and 0 < sum(expected) < len(expected)
+    assert [int(k) for k in rv._union([a, b], version)] == sorted(values | by)
+
+
+def test_the_memo_holds_no_replaced_table(portal: Portal) -> None:
+    """What the page keeps refers to Adj-RIB-Ins weakly: a table a report replaced is freed
+    with its snapshot, and what was derived from it goes with it."""
+    import gc
+    import weakref
+
+    from localcast.portal.pages import routes as page
+
+    c = client_as(portal, ALICE)
+    get(c, site="a-par")
+    memo = page._memo(portal.plane.routes)
+    old = weakref.ref(portal.plane.snapshot.routes.learned.ribs["a1"])
+    assert memo._values
+    announce(portal, "a1", "127.0.0.2", "198.51.101.0/24")
+    gc.collect()
+    assert old() is None
+    get(c, site="a-par")  # the values derived from the old table are dropped, new ones kept
+    assert memo._values
+    assert all(w() is not None for refs, _ in memo._values.values() for w in refs)

@@ -13,7 +13,11 @@ bearer credential. The JSON contract (what the control plane implements)::
       "sent_at": 1700000000.5,  # appliance wall clock
       "session": {              # the BGP session, as NeighborStatus.as_dict() plus:
         "neighbor": "192.0.2.1", "local_as": 65001, "ebgp": true,
-        "state": "established", "peer_router_id": "...", "remote_as": 65002, ...
+        "state": "established", "peer_router_id": "...", "remote_as": 65002, ...,
+        "filtered": {"bogon": 3},   # prefixes the import policy refuses now, by reason
+        "filtered_prefixes": {      # ... which: the first FILTERED_LISTED per reason
+          "bogon": {"count": 3, "prefixes": ["10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/12"]}
+        }
       },
       "announce": [             # groups of prefixes sharing attributes
         {"prefixes": ["203.0.113.0/24", ...], "next_hop": "192.0.2.1",
@@ -24,6 +28,15 @@ bearer credential. The JSON contract (what the control plane implements)::
       ],
       "withdraw": ["198.51.100.0/24", "2001:db8::/32"]
     }
+
+``filtered_prefixes`` is in every full and in a delta when what the session
+refuses changed since the list the control plane last took (absent: keep
+the last one); the prefixes refused first are listed, at most
+:data:`FILTERED_LISTED` per reason, so a leaked full table refused by the
+max-prefix limit does not bloat a report. An UPDATE whose prefixes are all
+refused changes no route, so the speaker sends no event for it: the relay
+looks at what each session refuses every ``filter_check_s`` and reports a
+change.
 
 Semantics: a ``full`` replaces every route of that session; a ``delta``
 applies on top of ``base_seq`` (announce replaces, withdraw removes; a
@@ -54,7 +67,7 @@ from typing import Any
 import httpx
 
 from localcast.bgp import prefix as pfx
-from localcast.bgp.adjrib import Announce, RibDelta
+from localcast.bgp.adjrib import AdjRibIn, Announce, RibDelta
 from localcast.bgp.events import EndOfRib, MaxPrefixAlarm, RouteDelta, SessionChanged
 from localcast.bgp.messages import PathAttributes, SegmentType
 from localcast.bgp.prefix import Afi
@@ -63,6 +76,44 @@ from localcast.bgp.speaker import Speaker, Subscription
 log = logging.getLogger(__name__)
 
 _ORIGIN_NAMES = {0: "igp", 1: "egp", 2: "incomplete"}
+
+#: Prefixes listed per filter reason in a session's report (the count is always whole).
+FILTERED_LISTED = 100
+
+FilterMark = tuple[int, int, int]
+
+
+def filter_mark(rib: AdjRibIn) -> FilterMark:
+    """Changes whenever the set of prefixes ``rib`` refuses (or their reasons) changes: every
+    refusal counts in ``rejected_total``, and a prefix no longer refused leaves ``filtered``."""
+    refused = rib.filtered
+    return (
+        sum(rib.counters.rejected_total.values()),
+        len(refused[Afi.IPV4]),
+        len(refused[Afi.IPV6]),
+    )
+
+
+def filtered_prefixes(rib: AdjRibIn, limit: int = FILTERED_LISTED) -> dict[str, dict[str, Any]]:
+    """Per reason the session's import policy refuses prefixes now: how many, and the first
+    ``limit`` refused (IPv4 first), listed in prefix order. Stops reading the refused
+    prefixes as soon as every reason's list is complete."""
+    counts = {str(r): n for r, n in rib.filtered_by_reason.items() if n > 0}
+    picked: dict[str, list[tuple[Afi, int]]] = {r: [] for r in counts}
+    wanted = {r: min(n, limit) for r, n in counts.items()}
+    left = sum(wanted.values())
+    for afi in (Afi.IPV4, Afi.IPV6):
+        for p, reason in rib.filtered[afi].items():
+            if left == 0:
+                break
+            got = picked.get(reason)
+            if got is not None and len(got) < wanted[reason]:
+                got.append((afi, p))
+                left -= 1
+    return {
+        r: {"count": counts[r], "prefixes": [pfx.to_text(afi, p) for afi, p in sorted(picked[r])]}
+        for r in sorted(counts)
+    }
 
 
 def attributes_json(attrs: PathAttributes, peer_as: int) -> dict[str, Any]:
@@ -172,6 +223,7 @@ class Relay:
         retry_s: float = 1.0,
         max_retry_s: float = 30.0,
         wall: Callable[[], float] = time.time,
+        filter_check_s: float = 5.0,
     ) -> None:
         self.speaker = speaker
         self.client = client
@@ -188,6 +240,10 @@ class Relay:
         self.need_full: set[str] = set(speaker.sessions)
         self.posts = 0
         self.trouble: str | None = None
+        self.filter_check_s = filter_check_s
+        self.filter_listed: dict[str, FilterMark] = {}  # what the control plane took last
+        self._listing: dict[str, tuple[FilterMark, dict[str, Any]]] = {}  # computed, by mark
+        self._filters_checked = float("-inf")  # event loop time
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -218,16 +274,48 @@ class Relay:
                 return
 
     async def _wait_for_events(self) -> bool:
-        """Block for the next event, then gather a batch; False when the speaker stopped."""
+        """Block for the next event, then gather a batch; False when the speaker stopped.
+
+        At most every ``filter_check_s``, the sessions whose refused prefixes changed are
+        owed a report, events or not (a refused-only UPDATE makes no event).
+        """
+        loop = asyncio.get_running_loop()
+        due = self._filters_checked + self.filter_check_s
         try:
-            first = await self.sub.__anext__()
+            async with asyncio.timeout_at(due):
+                first = await self.sub.__anext__()
         except StopAsyncIteration:
             return False
-        self._take([first])
-        if self.batch_s > 0:
-            await asyncio.sleep(self.batch_s)
-        self._take(self.sub.pending())
+        except TimeoutError:
+            pass
+        else:
+            self._take([first])
+            if self.batch_s > 0:
+                await asyncio.sleep(self.batch_s)
+            self._take(self.sub.pending())
+        if loop.time() >= due:
+            self._filters_checked = loop.time()
+            self._filters_changed()
         return True
+
+    def _filters_changed(self) -> None:
+        for neighbor, mark in list(self.filter_listed.items()):
+            if (
+                neighbor in self.speaker.sessions
+                and filter_mark(self.speaker.rib(neighbor)) != mark
+            ):
+                self.pending.setdefault(neighbor, _Pending()).session_changed = True
+
+    def _filtered(self, neighbor: str, kind: str) -> tuple[FilterMark, dict[str, Any] | None]:
+        """The session's filtered prefixes to send (None: the control plane has them)."""
+        rib = self.speaker.rib(neighbor)
+        mark = filter_mark(rib)
+        if kind != "full" and self.filter_listed.get(neighbor) == mark:
+            return mark, None
+        cached = self._listing.get(neighbor)
+        if cached is None or cached[0] != mark:
+            cached = self._listing[neighbor] = (mark, filtered_prefixes(rib))
+        return cached
 
     def _take(self, events: Iterable[object]) -> None:
         for ev in events:
@@ -278,6 +366,9 @@ class Relay:
             status = session.status().as_dict()
             status.update(neighbor=neighbor, local_as=self.speaker.config.local_as)
             status["ebgp"] = session.ebgp
+            mark, listed = self._filtered(neighbor, kind)
+            if listed is not None:
+                status["filtered_prefixes"] = listed
             body = {
                 "kind": kind,
                 "seq": seq,
@@ -301,11 +392,14 @@ class Relay:
             ):
                 log.info("control plane asked for a full resync of %s", neighbor)
                 self.need_full.add(neighbor)
+                self.filter_listed.pop(neighbor, None)
                 self.seq[neighbor] = int(_json(resp).get("seq", 0) or 0)
                 return
             if resp.status_code != 200:
                 raise _Rejected(neighbor, f"{resp.status_code}: {resp.text[:200]}")
             self.seq[neighbor] = seq
+            if listed is not None:
+                self.filter_listed[neighbor] = mark
 
     def _state(self, trouble: str | None) -> None:
         if trouble != self.trouble:

@@ -44,6 +44,21 @@ Theory of operation:
   lock, so playback and heartbeats are not held up.
 * ``received_at`` of a route (the decision process's "oldest route") is the
   report's ``sent_at`` (appliance clock), else the control plane's clock.
+* **Each session's own routes** are readable: :meth:`RouteFeed.session_prefixes`
+  gives, per session of an appliance, the prefixes it announces now (with its
+  path), read-only. The per-session tables are copied on write (a delta copies
+  the session's table, as the core copies the appliance's), so a reader holds
+  a consistent table while reports keep coming.
+* **Versions**: :attr:`RouteFeed.generation` counts the reports applied (it
+  moves after the new snapshot is published). Only the feed changes learned
+  routes, so a result computed from the route tables alone stays valid while
+  the generation is the same. Finer: every table (an :class:`AdjRibIn`, the
+  snapshot's or a session's) is replaced, never changed, so its identity is
+  its version (the portal keeps what it derives per table, weakly).
+* **Filtered prefixes**: a session's report may list, per filter reason, the
+  prefixes its import policy refuses (a bounded sample); kept with the session's
+  state. A report without the list keeps the previous one while the counts per
+  reason are unchanged (a relay sends it when it changes), and drops it otherwise.
 * **Writers of learned routes** (reports, the rebuild's publish) serialise
   on :attr:`RouteFeed.lock`; the snapshot's own lock is only taken for the
   swap. A background rebuild builds without any lock and publishes
@@ -239,6 +254,24 @@ def _best_of(
     return out
 
 
+def _rib_of(appliance_id: str, tables: Tables | None) -> AdjRibIn:
+    """One session's tables as a read-only :class:`AdjRibIn` (no copy)."""
+    if tables is None:
+        return AdjRibIn(appliance_id)
+    return AdjRibIn(appliance_id, MappingProxyType(tables[4]), MappingProxyType(tables[6]))
+
+
+def _with_filtered_kept(session: BgpSession, prev: FeedState | None) -> BgpSession:
+    """``session`` with the previous report's filtered prefixes when it lists none and its
+    counts per reason are the previous ones (a relay sends the list when it changes)."""
+    if session.filtered_prefixes is not None or prev is None:
+        return session
+    kept = prev.session.filtered_prefixes
+    if kept is None or session.filtered != prev.session.filtered:
+        return session
+    return session.model_copy(update={"filtered_prefixes": kept})
+
+
 # --- the feed ----------------------------------------------------------------------------------
 
 
@@ -254,7 +287,11 @@ class RouteFeed:
         # appliance -> neighbor -> that session's routes; only for appliances whose second
         # session has reported (with one session the appliance's RIB is that session's table)
         self._per_session: dict[str, dict[str, Tables]] = {}
+        # the same tables as handed out by session_prefixes (read-only, replaced on change)
+        self._published: dict[SessionKey, tuple[Tables, AdjRibIn]] = {}
         self._staging: dict[SessionKey, _Staged] = {}  # fulls arriving in parts
+        self.generation = 0  # reports applied; moves after their snapshot is published
+        self._neighbors: dict[str, frozenset[str]] = {}  # appliance -> sessions with a state
 
     def state(self, appliance_id: str, neighbor: str) -> FeedState | None:
         return self._states.get((appliance_id, neighbor))
@@ -266,6 +303,44 @@ class RouteFeed:
 
     def states(self) -> Mapping[SessionKey, FeedState]:
         return MappingProxyType(dict(self._states))
+
+    def session_prefixes(self, appliance_id: str) -> Mapping[str, AdjRibIn]:
+        """Per BGP session (neighbor address) of ``appliance_id`` that reported: the prefixes
+        it announces now, each with that session's path, as a read-only :class:`AdjRibIn`
+        (``table(version)``: packed prefix -> path). A session down announces nothing.
+
+        Cheap (no copy of a table): with one session, the appliance's Adj-RIB-In is that
+        session's; with several, the feed's own tables, which are replaced, never changed,
+        once published. Read under no lock: a report applied meanwhile shows in the next call.
+        """
+        neighbors = sorted(self._neighbors.get(appliance_id, ()))
+        if appliance_id in self._per_session:
+            published = dict(self._published)  # one C-level copy: writers may add meanwhile
+            mine = {nb: rib for (aid, nb), (_, rib) in published.items() if aid == appliance_id}
+            empty = AdjRibIn(appliance_id)
+            return MappingProxyType({nb: mine.get(nb, empty) for nb in sorted({*neighbors, *mine})})
+        rib = self._holder.current.routes.learned.ribs.get(appliance_id, AdjRibIn(appliance_id))
+        if len(neighbors) == 1:  # the appliance's routes are its only session's
+            return MappingProxyType({neighbors[0]: rib})
+        if not neighbors and len(rib):  # routes with no session known: by the path's peer
+            neighbors = sorted({p.peer.address for v in (4, 6) for p in rib.table(v).values()})
+        return MappingProxyType({nb: _rib_of(appliance_id, held_by(rib, nb)) for nb in neighbors})
+
+    def _publish(self, appliance_id: str, neighbor: str, tables: Tables) -> None:
+        """Hand ``tables`` out as the session's (a family unchanged keeps its read-only view)."""
+        key = (appliance_id, neighbor)
+        old = self._published.get(key)
+        views = [
+            old[1].table(v) if old is not None and old[0][v] is tables[v] else None for v in (4, 6)
+        ]
+        self._published[key] = (
+            tables,
+            AdjRibIn(
+                appliance_id,
+                views[0] if views[0] is not None else MappingProxyType(tables[4]),
+                views[1] if views[1] is not None else MappingProxyType(tables[6]),
+            ),
+        )
 
     def ingest(self, appliance_id: str, report: RoutesReport, now: float) -> IngestOutcome:
         """Apply ``report`` from ``appliance_id`` (already authenticated)."""
@@ -304,6 +379,7 @@ class RouteFeed:
                 full = staged
             else:
                 self._staging.pop(key, None)
+            session = _with_filtered_kept(session, prev)
             if self._several_sessions(appliance_id, session.neighbor):
                 snap, reason = self._ingest_merged(appliance_id, report, full, received_at)
             elif not session.established:
@@ -322,6 +398,10 @@ class RouteFeed:
                     f"{len(full[4]) + len(full[6])} routes"
                 )
             self._states[key] = FeedState(report.seq, now, report.sent_at, session)
+            self._neighbors[appliance_id] = self._neighbors.get(appliance_id, frozenset()) | {
+                session.neighbor
+            }
+            self.generation += 1
         if snap.routes.learned.needs_rebuild:
             self.start_rebuild()
         return IngestOutcome(
@@ -370,7 +450,10 @@ class RouteFeed:
         if not others:
             return False
         rib = self._holder.current.routes.learned.ribs.get(appliance_id, AdjRibIn(appliance_id))
-        self._per_session[appliance_id] = {nb: held_by(rib, nb) for nb in others}
+        tables = {nb: held_by(rib, nb) for nb in others}
+        for nb, table in tables.items():  # published first: readers look at _per_session
+            self._publish(appliance_id, nb, table)
+        self._per_session[appliance_id] = tables
         return True
 
     def _ingest_merged(
@@ -395,16 +478,27 @@ class RouteFeed:
                 reason = f"session {session.neighbor} is {session.state}: its routes withdrawn"
         else:
             new = announced(report, received_at)
-            for v in (4, 6):
-                touched[v].update(new[v])
-                mine[v].update(new[v])
+            withdrawn: dict[int, list[int]] = {4: [], 6: []}
             for version, key in report.withdraw_keys:
-                if mine[version].pop(key, None) is not None:
-                    touched[version].add(key)
+                withdrawn[version].append(key)
+            written: Tables = {}
+            for v in (4, 6):  # copy on write: readers of session_prefixes keep the old table
+                if not new[v] and not withdrawn[v]:
+                    written[v] = mine[v]
+                    continue
+                table = dict(mine[v])
+                table.update(new[v])
+                touched[v].update(new[v])
+                for key in withdrawn[v]:
+                    if table.pop(key, None) is not None:
+                        touched[v].add(key)
+                written[v] = table
+            tables[session.neighbor] = mine = written
             reason = (
                 f"session {session.neighbor}: delta {report.seq} applied, "
                 f"{report.route_count} announced, {len(report.withdraw)} withdrawn"
             )
+        self._publish(appliance_id, session.neighbor, mine)
         rib = self._holder.current.routes.learned.ribs.get(appliance_id, AdjRibIn(appliance_id))
         best = _best_of(tables, touched)
         announce: Tables = {4: {}, 6: {}}

@@ -16,6 +16,13 @@ contract of :mod:`localcast.bgp.relay` (one BGP session per report)::
                    "atomic_aggregate": false}],
      "withdraw": ["198.51.100.0/24"]}
 
+``session.filtered_prefixes`` is optional (relays before it send only the
+counts, ``session.filtered``): per filter reason, ``{"count": 3, "prefixes":
+["10.0.0.0/8", ...]}``, the prefixes the session's import policy refuses now,
+the first few listed (at most :data:`MAX_FILTERED_LISTED` per reason,
+:data:`MAX_FILTER_REASONS` reasons); a report without it keeps the session's
+last one while its counts stay the same.
+
 Validation names the field (``announce[3].prefixes``, through FastAPI's
 422) and, for a list of prefixes, the bad one's index in the message:
 prefixes must be networks without host bits, ASNs 1..4294967295, MED and
@@ -155,6 +162,26 @@ def _keys_of(texts: list[str]) -> Keys:
 
 PrefixList = Annotated[list[str], AfterValidator(_prefixes)]
 
+#: Filter reasons a session may list prefixes for, and prefixes listed per reason (the relay
+#: sends its first :data:`localcast.bgp.relay.FILTERED_LISTED`): past these, a 422.
+MAX_FILTER_REASONS = 32
+MAX_FILTERED_LISTED = 1000
+ReasonName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class FilteredPrefixes(BaseModel):
+    """The prefixes a session's import policy refuses now for one reason: how many, and the
+    first few of them (a bounded sample: a leaked full table does not bloat the report)."""
+
+    count: int = Field(ge=0)
+    prefixes: PrefixList = Field(default_factory=Prefixes, max_length=MAX_FILTERED_LISTED)
+
+    @model_validator(mode="after")
+    def _count_covers_the_list(self) -> FilteredPrefixes:
+        if self.count < len(self.prefixes):
+            raise ValueError(f"count {self.count} is less than the {len(self.prefixes)} listed")
+        return self
+
 
 class BgpSession(BaseModel):
     """One BGP session of the appliance, as its speaker sees it now.
@@ -180,6 +207,11 @@ class BgpSession(BaseModel):
     filtered: dict[
         Annotated[str, StringConstraints(max_length=64)], Annotated[int, Field(ge=0)]
     ] = {}
+    # per filter reason, which prefixes (a bounded sample); None: not sent (a relay older than
+    # the field, or a delta of a relay whose filtered prefixes did not change: the last kept)
+    filtered_prefixes: (
+        Annotated[dict[ReasonName, FilteredPrefixes], Field(max_length=MAX_FILTER_REASONS)] | None
+    ) = None
 
     @property
     def established(self) -> bool:

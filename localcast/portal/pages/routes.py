@@ -5,10 +5,23 @@ partner's site answers 404), ``q`` (a prefix: the routes inside it; an
 address: the routes covering it), ``offset`` / ``limit`` (prefixes per page,
 at most :data:`~localcast.portal.views.routes_view.MAX_ROWS`), ``ip`` and
 ``title`` (the steering explanation for a client at ``ip`` playing ``title``;
-without a catalog, the site ranking alone), ``check=lonely`` (the routes with no
-alternate source, computed unasked only while the fleet's learned routes are few:
-the report reads all of them). Both forms are GET: nothing
-changes, and a result can be bookmarked or sent to a colleague.
+without a catalog, the site ranking alone), ``check=lonely`` / ``check=consistency``
+(the site's routes with no alternate source / its inconsistencies: computed unasked
+while the site hears at most
+:data:`~localcast.portal.views.routes_view.REPORT_AUTO_LIMIT` prefixes, past that
+when asked, then shown while the routes they read are unchanged; the
+inconsistencies are the core's report, which compares every route: seconds at full
+tables). Both forms are GET: nothing changes, and a result can be bookmarked or sent
+to a colleague.
+
+Speed at full tables: what depends on the route tables alone (each Adj-RIB-In's and
+the site's sorted prefixes, the site's reports) is kept in a memo per route feed
+(:class:`_RouteMemo`) for the Adj-RIB-Ins it read (the snapshot's, and each BGP
+session's own): they are replaced, never changed, so a reload computes nothing again
+and a report recomputes only what read one it replaced; held weakly, so a replaced
+table is freed with its snapshot. A page lists at most
+:data:`~localcast.portal.views.routes_view.MAX_ROWS` prefixes and the reports' first
+rows; the rest is a slice or a binary search of sorted arrays.
 
 What each section shows, and which core function it comes from, is in
 :mod:`localcast.portal.views.routes_view` (scope rules included): this module
@@ -17,13 +30,19 @@ only gathers the inputs.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from localcast.control.errors import NotFound
-from localcast.core.fleet import Site, SiteKind
+from localcast.control.route_feed import RouteFeed
+from localcast.core.fleet import FleetSnapshot, Site, SiteKind
+from localcast.core.rib import AdjRibIn
 from localcast.core.steering import candidate_sites, steer
 from localcast.portal.auth import CurrentViewer, Viewer, plane_of
 from localcast.portal.render import page, url
@@ -31,6 +50,78 @@ from localcast.portal.scope import partner_for, partner_sites, site_or_404
 from localcast.portal.views import routes_view as rv
 
 router = APIRouter()
+
+#: Values one memo keeps at most (the least recently used go first).
+MEMO_SIZE = 4096
+
+
+_Entry = tuple[tuple[weakref.ref[AdjRibIn], ...], Any]  # (what it read, the value)
+
+
+class _RouteMemo(rv.Memo):
+    """One route feed's memo of what the route explorer derives from route tables (sorted
+    prefixes per Adj-RIB-In and per site, the site reports), kept per Adj-RIB-In identity:
+    they are replaced, never changed, so a value stays valid while the ones it read are the
+    current ones. Held weakly: a replaced Adj-RIB-In is freed with its snapshot, and what
+    was derived from it goes with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._gone: list[Hashable] = []  # keys whose Adj-RIB-In was freed (weakref callbacks)
+
+    def _purge(self) -> None:
+        """Drop what was derived from freed Adj-RIB-Ins (under the lock)."""
+        while self._gone:
+            key = self._gone.pop()
+            hit = self._values.get(key)
+            if hit is not None and any(w() is None for w in hit[0]):
+                del self._values[key]
+
+    def _key(self, name: Hashable, ribs: Sequence[AdjRibIn]) -> Hashable:
+        return (name, tuple(id(r) for r in ribs))
+
+    def peek(self, name: Hashable, ribs: Sequence[AdjRibIn]) -> Any:
+        key = self._key(name, ribs)
+        with self._lock:
+            self._purge()
+            hit = self._values.get(key)
+            if hit is None or any(w() is not r for w, r in zip(hit[0], ribs, strict=True)):
+                return None
+            self._values.move_to_end(key)
+            return hit[1]
+
+    def get(self, name: Hashable, ribs: Sequence[AdjRibIn], compute: Callable[[], Any]) -> Any:
+        found = self.peek(name, ribs)
+        if found is not None:
+            return found
+        value = compute()  # not under the lock: other pages go on meanwhile
+        key = self._key(name, ribs)
+        refs = tuple(weakref.ref(r, self._dropper(key)) for r in ribs)
+        with self._lock:
+            self._values[key] = (refs, value)
+            while len(self._values) > MEMO_SIZE:
+                self._values.popitem(last=False)
+        return value
+
+    def _dropper(self, key: Hashable) -> Callable[[weakref.ref[AdjRibIn]], None]:
+        def gone(_: weakref.ref[AdjRibIn]) -> None:
+            # may run in any thread, inside any code (the collector): no lock, one append
+            self._gone.append(key)
+
+        return gone
+
+
+_memos: weakref.WeakKeyDictionary[RouteFeed, _RouteMemo] = weakref.WeakKeyDictionary()
+_memos_lock = threading.Lock()
+
+
+def _memo(feed: RouteFeed) -> _RouteMemo:
+    with _memos_lock:
+        memo = _memos.get(feed)
+        if memo is None:
+            memo = _memos[feed] = _RouteMemo()
+        return memo
 
 
 def _partner(viewer: Viewer, request: Request, asked: str | None, site: Site | None) -> str | None:
@@ -95,52 +186,52 @@ def routes(
         "limit": limit,
         "filter_reasons": rv.FILTER_REASONS,
         "client_limit": rv.CLIENT_COUNT_LIMIT,
+        "report_limit": rv.REPORT_AUTO_LIMIT,
     }
     if chosen is not None:
-        context.update(
-            _site_sections(request, chosen, labels, q, offset, limit, now, check == "lonely")
-        )
+        context.update(_site_sections(request, snap, chosen, labels, q, offset, limit, now, check))
     context.update(_explain_section(request, labels, ip, title, now))
     return page(request, viewer, "routes.html", "Routes", partner=partner_id, **context)
 
 
 def _site_sections(
     request: Request,
+    snap: FleetSnapshot,
     site: Site,
     labels: rv.Labels,
     q: str,
     offset: int,
     limit: int,
     now: float,
-    lonely: bool,
+    check: str,
 ) -> dict[str, object]:
     plane = plane_of(request)
-    snap = plane.snapshot
+    feed = plane.routes
+    memo = _memo(feed)
     apps = sorted(a.id for a in snap.appliances_at(site.id))
-    sessions = rv.session_rows(apps, plane.routes.sessions, now)
+    routes = rv.SiteRoutes(snap, site.id, feed.session_prefixes, memo)
+    small = routes.total <= rv.REPORT_AUTO_LIMIT  # else: when asked, or kept from before
+    sessions = rv.session_rows(apps, feed.sessions, now)
+    sources = routes.sources(compute=small or check == "lonely") if routes.ribs else None
     out: dict[str, object] = {
         "appliances": apps,
-        "speaks_bgp": any(a in snap.routes.learned.ribs for a in apps),
+        "speaks_bgp": bool(routes.ribs),
         "sessions": sessions,
-        "hints": rv.session_hints(sessions),
+        "hints": rv.session_hints(sessions, sources),
+        "sources": sources.labelled(labels) if sources is not None else None,
+        "consistency": routes.consistency(compute=small or check == "consistency"),
     }
     try:
         query = rv.parse_query(q)
     except ValueError as exc:
         out["query_error"] = str(exc)
         query = None
-    routes = rv.route_page(snap, site.id, query, offset, limit)
-    out["routes"] = routes
+    page = routes.page(query, offset, limit)
+    out["routes"] = page
     out["clients"] = [
-        rv.client_row(snap, site.id, p.version, p.key, labels, plane.locate)
-        for p in routes.prefixes
+        rv.client_row(snap, site.id, p.version, p.key, labels, plane.locate) for p in page.prefixes
     ]
-    out["clients_count"] = rv.clients_best(snap, site.id, labels, plane.locate)
-    out["consistency"] = rv.consistency(snap, site.id)
-    if lonely or snap.routes.learned.route_count <= rv.LONELY_AUTO_LIMIT:
-        out["lonely"] = rv.lonely(snap, site.id, labels)
-    else:  # seconds at full tables: on request
-        out["lonely"] = None
+    out["clients_count"] = rv.clients_best(snap, site.id, labels, plane.locate, routes=routes)
     return out
 
 

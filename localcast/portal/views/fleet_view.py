@@ -389,11 +389,14 @@ def site_rows(
     by_site: dict[str, list[ApplianceRow]] = {}
     for r in rows:
         by_site.setdefault(r.site_id, []).append(r)
-    alert_list = list(alerts)
+    alerts_at: dict[str, list[Alert]] = {}
+    for a in alerts:
+        alerts_at.setdefault(a.site_id, []).append(a)
     out = []
     for site in sorted(sites, key=lambda s: s.id):
         mine = sorted(by_site.get(site.id, []), key=lambda r: r.id)
-        own = [a for a in alert_list if a.site_id == site.id and a.appliance_id is None]
+        about = alerts_at.get(site.id, [])
+        own = [a for a in about if a.appliance_id is None]
         level, reason = _site_level(mine, own)
         egress, disk = total_usage(mine)
         out.append(
@@ -406,7 +409,7 @@ def site_rows(
                 egress=egress,
                 disk=disk,
                 appliances=tuple(mine),
-                alerts=sum(1 for a in alert_list if a.site_id == site.id),
+                alerts=len(about),
             )
         )
     return out
@@ -628,15 +631,22 @@ class BgpRow:
         return _css(StatusLevel.OK if self.established else StatusLevel.ERROR)
 
 
+def session_uptime(state: FeedState, now: float) -> str:
+    """How long a BGP session has been up at ``now``: its uptime as reported plus the time
+    since the report ("" when it is not established or reported no uptime)."""
+    s = state.session
+    if not s.established or s.uptime_s is None:
+        return ""
+    return format_age(s.uptime_s + max(now - state.reported_at, 0.0))
+
+
 def bgp_rows(sessions: Iterable[FeedState], now: float) -> list[BgpRow]:
     """``plane.routes.sessions(id)``: each session as its speaker last reported it; uptime
     counted on to ``now`` while established."""
     out = []
     for fs in sessions:
         s = fs.session
-        uptime = ""
-        if s.established and s.uptime_s is not None:
-            uptime = format_age(s.uptime_s + max(now - fs.reported_at, 0.0))
+        uptime = session_uptime(fs, now)
         filtered = sorted(
             (
                 FilteredCount(code, FILTER_REASONS.get(code, code.replace("_", " ")), n)

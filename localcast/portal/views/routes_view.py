@@ -1,10 +1,16 @@
 """The route explorer and the steering explanation as rows (portal ``/portal/routes``).
 
-What lives here: plane data (the snapshot's learned routes, the route feed's
-session states, the core's reports and steering decisions) turned into rows
-a template prints. No decision is made here: which site a client goes to is
+What lives here: plane data (the snapshot's learned routes, each BGP
+session's own routes and state from the route feed, the core's reports and
+steering decisions) turned into rows a template prints. No decision is made
+here: which site a client goes to is
 :func:`localcast.core.steering.candidate_sites` / :func:`~localcast.core.steering.steer`,
-inconsistencies and lonely routes are :mod:`localcast.core.route_reports`.
+inconsistencies are :func:`localcast.core.route_reports.site_consistency`.
+:class:`SiteRoutes` reads one site's routes once per route feed generation
+(the page keeps what it computed): its prefixes as sorted arrays (a page of a
+full table is a slice, a prefix filter a binary search), and
+:func:`sources`, the prefixes with no alternate source, exact per session
+(set operations over sorted arrays: a fraction of a second at a full table).
 
 Scope (what a viewer is shown), decided here once:
 
@@ -30,32 +36,37 @@ Pure: no I/O, no clock (``now`` is given).
 
 from __future__ import annotations
 
-import heapq
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from localcast.control.route_feed import FeedState
+from localcast.control.route_schemas import BgpSession
 from localcast.core.decision import STEPS, Rule, Step, client_location
 from localcast.core.fleet import FleetSnapshot, Site, SiteKind, frozen_map
 from localcast.core.geo import Locate
-from localcast.core.rib import AdjRibIn, Attributes, Path, prefix_text
+from localcast.core.rib import AdjRibIn, Attributes, Path, mask, prefix_text
 from localcast.core.route_reports import (
     AdvertisementDiff,
     SiteConsistency,
-    no_alternate_source,
     site_consistency,
 )
 from localcast.core.steering import SiteCandidate, SiteExplain, SteeringDecision, candidate_sites
+from localcast.portal.views.fleet_view import format_age, session_uptime
 
 DEFAULT_ROWS = 50
 MAX_ROWS = 500
 #: A site with at most this many prefixes gets "clients it would get" counted over all of
 #: them (one steering ranking per prefix); bigger ones only for the prefixes on the page.
 CLIENT_COUNT_LIMIT = 2000
-#: The "no alternate source" report reads every learned route of the fleet (seconds at full
-#: tables): past this many, the page computes it only when asked.
-LONELY_AUTO_LIMIT = 100_000
+#: A site hearing more prefixes than this gets its inconsistencies (the core's report compares
+#: every route of its appliances: seconds at full tables) when asked, or when they are cached.
+REPORT_AUTO_LIMIT = 100_000
 
 #: What the appliance's import policy reasons mean (localcast.bgp.policy.Reason).
 FILTER_REASONS: Mapping[str, str] = {
@@ -223,6 +234,13 @@ class FilterRow:
     reason: str
     count: int
     meaning: str
+    prefixes: tuple[str, ...] = ()  # the first ones the appliance refused, in prefix order
+    listed: bool = False  # the appliance said which (a relay older than the list sends counts)
+
+    @property
+    def more(self) -> int:
+        """Refused prefixes not listed."""
+        return max(self.count - len(self.prefixes), 0)
 
 
 @dataclass(frozen=True)
@@ -249,17 +267,27 @@ class SessionRow:
         return "status-ok" if self.established else "status-error"
 
 
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(max(0.0, seconds))
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min"
-    if s < 2 * 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+def filter_rows(session: BgpSession) -> tuple[FilterRow, ...]:
+    """Per reason the session's import policy refuses prefixes now: how many, what the reason
+    means, and which prefixes when the appliance listed them; most refused first."""
+    listed = session.filtered_prefixes
+    counts = {r: n for r, n in session.filtered.items() if n > 0}
+    for reason, sample in (listed or {}).items():
+        if sample.count > 0:
+            counts.setdefault(reason, sample.count)
+    rows = []
+    for reason, count in sorted(counts.items(), key=lambda x: (-x[1], x[0])):
+        found = listed.get(reason) if listed is not None else None
+        rows.append(
+            FilterRow(
+                reason,
+                count,
+                FILTER_REASONS.get(reason, reason.replace("_", " ")),
+                tuple(found.prefixes) if found is not None else (),
+                listed is not None,
+            )
+        )
+    return tuple(rows)
 
 
 def session_rows(
@@ -269,11 +297,6 @@ def session_rows(
     for aid in appliance_ids:
         for st in sessions(aid):
             s = st.session
-            filtered = tuple(
-                FilterRow(reason, count, FILTER_REASONS.get(reason, reason.replace("_", " ")))
-                for reason, count in sorted(s.filtered.items(), key=lambda x: (-x[1], x[0]))
-                if count > 0
-            )
             rows.append(
                 SessionRow(
                     appliance_id=aid,
@@ -282,37 +305,39 @@ def session_rows(
                     remote_as=s.remote_as,
                     state=s.state,
                     established=s.established,
-                    uptime=duration_text(s.uptime_s) if s.established else "",
+                    uptime=session_uptime(st, now),
                     received=s.received,
                     accepted=s.accepted,
-                    filtered=filtered,
+                    filtered=filter_rows(s),
                     last_error=s.last_error or "",
-                    reported=duration_text(now - st.reported_at) + " ago",
+                    reported=format_age(now - st.reported_at) + " ago",
                 )
             )
     return rows
 
 
-def session_hints(rows: Sequence[SessionRow]) -> list[str]:
-    """Per appliance with several sessions: when they accept different numbers of routes
-    (prefixes only one of its routers announces: no alternate inside the appliance)."""
+def session_hints(rows: Sequence[SessionRow], sources: SourcesView | None = None) -> list[str]:
+    """Per appliance, its sessions down while others carry its routes; with several sessions
+    up at the site, each session that alone announces some of the site's prefixes (exact:
+    from each session's own table, see :class:`SourcesView`)."""
     by_app: dict[str, list[SessionRow]] = {}
     for r in rows:
         by_app.setdefault(r.appliance_id, []).append(r)
     hints = []
     for aid, mine in by_app.items():
         up = [r for r in mine if r.established]
-        if len(up) > 1 and len({r.accepted for r in up}) > 1:
-            counts = ", ".join(f"{r.neighbor}: {r.accepted}" for r in up)
-            hints.append(
-                f"{aid}: its sessions accept different numbers of routes ({counts}); the "
-                f"prefixes only one router announces have no alternate at this appliance"
-            )
         down = [r for r in mine if not r.established]
         if up and down:
             hints.append(
                 f"{aid}: {len(down)} of {len(mine)} sessions down: every route rests on "
                 f"{', '.join(r.neighbor for r in up)}"
+            )
+    if sources is not None and sum(1 for r in rows if r.established) > 1:
+        for aid, nb, n in sources.per_session:
+            hints.append(
+                f"{session_label((aid, nb))} alone announces {n:,} prefix(es) of the site (no "
+                f"other session has them or a covering prefix): if it goes down, their clients "
+                f"leave the site"
             )
     return hints
 
@@ -364,6 +389,7 @@ class RouteRow:
     local_pref: int | None = None
     communities: str = ""
     next_hop: str = ""
+    also: tuple[str, ...] = ()  # the appliance's other sessions announcing the prefix
 
 
 @dataclass(frozen=True)
@@ -391,7 +417,9 @@ class PrefixRows:
         }[self.status]
 
 
-def route_row(prefix: str, aid: str, path: Path | None) -> RouteRow:
+def route_row(prefix: str, aid: str, path: Path | None, also: tuple[str, ...] = ()) -> RouteRow:
+    """``path``: the route the appliance holds (the best of its sessions'); ``also``: its
+    other sessions that announce the prefix too."""
     if path is None:
         return RouteRow(prefix, aid, False)
     a = path.attributes
@@ -408,6 +436,7 @@ def route_row(prefix: str, aid: str, path: Path | None) -> RouteRow:
         local_pref=a.local_pref,
         communities=_communities(a),
         next_hop=path.next_hop,
+        also=also,
     )
 
 
@@ -418,6 +447,117 @@ def _site_ribs(snap: FleetSnapshot, site_id: str) -> dict[str, AdjRibIn]:
     if not any(a in learned for a in apps):
         return {}
     return {a: learned.get(a, AdjRibIn(a)) for a in apps}
+
+
+# --- prefixes as sorted arrays --------------------------------------------------------------------
+
+#: Packed prefixes (:func:`localcast.core.rib.pack`), sorted and distinct: ``uint64`` for IPv4
+#: (40 bits), Python ints for IPv6 (136 bits). Sorted packed prefixes are in prefix order.
+Keys = npt.NDArray[Any]
+Table = Mapping[int, Path]  # one family of an Adj-RIB-In: packed prefix -> path
+#: Per appliance, its BGP sessions (neighbor -> that session's routes): RouteFeed.session_prefixes.
+SessionTables = Callable[[str], Mapping[str, AdjRibIn]]
+
+
+class Memo:
+    """Values derived from route tables, for the Adj-RIB-Ins they were derived from.
+
+    Route tables are replaced, never changed (the snapshot's Adj-RIB-Ins, the route feed's
+    per-session tables, each an :class:`AdjRibIn`), so an Adj-RIB-In's identity is its
+    version: a value is valid while every Adj-RIB-In it read is the same object. The page
+    keeps a real one per route feed (:mod:`localcast.portal.pages.routes`); this one keeps
+    nothing.
+    """
+
+    def get(self, name: Hashable, ribs: Sequence[AdjRibIn], compute: Callable[[], Any]) -> Any:
+        """``compute()``, or what it gave before for ``name`` over the same ``ribs``."""
+        return compute()
+
+    def peek(self, name: Hashable, ribs: Sequence[AdjRibIn]) -> Any:
+        """What ``get`` would give without computing; None when it is not kept."""
+        return None
+
+    def keys(self, ribs: Sequence[AdjRibIn], version: int) -> Keys:
+        """The sorted prefixes of ``version`` that any of ``ribs`` holds."""
+        if len(ribs) == 1:
+            return self.get(
+                ("keys", version), ribs, lambda: table_keys(ribs[0].table(version), version)
+            )
+        return self.get(
+            ("keys", version),
+            ribs,
+            lambda: _union([self.keys([r], version) for r in ribs], version),
+        )
+
+
+NO_MEMO = Memo()
+
+
+def _dtype(version: int) -> Any:
+    return np.uint64 if version == 4 else object
+
+
+def table_keys(table: Table, version: int) -> Keys:
+    """The packed prefixes of ``table``, sorted."""
+    keys = np.fromiter(table, dtype=_dtype(version), count=len(table))
+    keys.sort()
+    return keys
+
+
+def _distinct(keys: Keys) -> tuple[Keys, npt.NDArray[np.intp]]:
+    """The distinct values of ``keys``, sorted, and how many times each occurs (a sort, not
+    ``np.unique``: its hashing is several times slower on a million prefixes)."""
+    ordered = np.sort(keys, kind="stable")  # timsort: sorted runs (unions) merge in O(n)
+    if not len(ordered):
+        return ordered, np.zeros(0, dtype=np.intp)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
+def _union(arrays: Sequence[Keys], version: int) -> Keys:
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return np.empty(0, dtype=_dtype(version))
+    if len(arrays) == 1:
+        return arrays[0]
+    return _distinct(np.concatenate(arrays))[0]
+
+
+def _member(values: Keys, keys: Keys) -> npt.NDArray[np.bool_]:
+    """Which of ``values`` are in the sorted ``keys``."""
+    if not len(values) or not len(keys):
+        return np.zeros(len(values), dtype=bool)
+    if values.dtype == object:  # IPv6: a set probe each beats a search by Python comparisons
+        present = set(keys.tolist())
+        probes = map(present.__contains__, values.tolist())
+        return np.fromiter(probes, dtype=bool, count=len(values))
+    at = np.searchsorted(keys, values)
+    np.minimum(at, len(keys) - 1, out=at)
+    found: npt.NDArray[np.bool_] = np.asarray(keys[at] == values, dtype=bool)
+    return found
+
+
+def _covered(values: Keys, version: int, by: Keys) -> npt.NDArray[np.bool_]:
+    """Which of ``values`` lie inside a strictly shorter prefix of the sorted ``by``
+    (one vectorised lookup per prefix length ``by`` holds)."""
+    hit = np.zeros(len(values), dtype=bool)
+    if not len(values) or not len(by):
+        return hit
+    lengths = (values & 0xFF).astype(np.uint8)
+    by_lengths = (by & 0xFF).astype(np.uint8)
+    if version == 6:  # the network's first 64 bits, as uint64: what a prefix up to /64 covers
+        top, by_top = (values >> 72).astype(np.uint64), (by >> 72).astype(np.uint64)
+    for length in sorted(set(np.unique(by_lengths).tolist())):
+        longer = lengths > length
+        if not longer.any():
+            continue
+        if version == 4 or length > 64:  # exact packed keys (IPv6 past /64: rare)
+            cover = (values[longer] & (mask(version, length) << 8)) | length
+            hit[longer] |= _member(cover, by)
+        else:
+            first_bits = np.uint64(((1 << length) - 1) << (64 - length) if length else 0)
+            hit[longer] |= _member(top[longer] & first_bits, np.sort(by_top[by_lengths == length]))
+    return hit
 
 
 @dataclass(frozen=True)
@@ -444,56 +584,167 @@ class RoutePage:
         return self.offset > 0
 
 
-def _filtered_keys(
-    snap: FleetSnapshot, ribs: Mapping[str, AdjRibIn], query: Query
-) -> list[tuple[int, int]]:
-    """The keys a filter selects: covering an address (longest first), or inside a prefix
-    (in prefix order)."""
-    if query.address is not None:
-        wanted = set(ribs)
-        return [
-            (query.version, key)
-            for key, route_set in snap.routes.learned.covering(query.version, query.address)
-            if wanted.intersection(route_set)
-        ]
-    found: set[int] = set()
-    lo, hi, length = query.low, query.high, query.length
-    for rib in ribs.values():
-        found.update(k for k in rib.table(query.version) if lo <= k <= hi and (k & 0xFF) >= length)
-    return [(query.version, k) for k in sorted(found)]
+def _no_sessions(appliance_id: str) -> Mapping[str, AdjRibIn]:
+    return {}
 
 
-def _all_keys(ribs: Mapping[str, AdjRibIn]) -> set[tuple[int, int]]:
-    """Every prefix any appliance of the site hears: (IP version, packed prefix)."""
-    keys: set[tuple[int, int]] = set()
-    for version in (4, 6):
-        for rib in ribs.values():
-            keys.update((version, k) for k in rib.table(version))
-    return keys
+def topology_key(snap: FleetSnapshot) -> tuple[tuple[str, str, str], ...]:
+    """What the site reports read of the topology besides routes: each appliance's site and
+    the site's kind. With the route feed's generation, the stamp of a cached report."""
+    return tuple(
+        sorted(
+            (a.id, a.site_id, str(snap.sites[a.site_id].kind) if a.site_id in snap.sites else "")
+            for a in snap.appliances.values()
+        )
+    )
 
 
-def _first_keys(
-    ribs: Mapping[str, AdjRibIn], offset: int, limit: int
-) -> tuple[int, list[tuple[int, int]]]:
-    """(distinct prefixes, the ``limit`` from ``offset``): IPv4 then IPv6, in prefix order.
-    One appliance's table is read as it is; a small page is picked without sorting a table."""
-    total = 0
-    picked: list[tuple[int, int]] = []
-    for version in (4, 6):
-        tables = [rib.table(version) for rib in ribs.values() if rib.table(version)]
-        keys: Iterable[int]
-        if len(tables) == 1:
-            keys, n = tables[0], len(tables[0])
+class SiteRoutes:
+    """What the route explorer reads of one site's routes.
+
+    Every part is kept in ``memo`` for the tables it read (the page's memo keeps them per
+    route feed, see :class:`Memo`): a reload computes nothing again, and a report changes
+    only what depends on the tables it replaced. ``sessions`` gives each appliance's
+    sessions with their own routes
+    (:meth:`localcast.control.route_feed.RouteFeed.session_prefixes`).
+    """
+
+    def __init__(
+        self,
+        snap: FleetSnapshot,
+        site_id: str,
+        sessions: SessionTables = _no_sessions,
+        memo: Memo = NO_MEMO,
+    ) -> None:
+        self.snap = snap
+        self.site_id = site_id
+        self.ribs = _site_ribs(snap, site_id)
+        self._sessions = sessions
+        self.memo = memo
+
+    @cached_property
+    def sessions(self) -> dict[SessionKey, AdjRibIn]:
+        """Every BGP session of the site's appliances, (appliance, neighbor) -> its routes."""
+        return {(aid, nb): rib for aid in self.ribs for nb, rib in self._sessions(aid).items()}
+
+    def prefixes(self, version: int) -> Keys:
+        """Every prefix of ``version`` the site hears, sorted."""
+        return self.memo.keys(list(self.ribs.values()), version)
+
+    @property
+    def total(self) -> int:
+        return sum(len(self.prefixes(v)) for v in (4, 6))
+
+    def page(self, query: Query | None, offset: int, limit: int) -> RoutePage:
+        """The prefixes the site's appliances hear (filtered by ``query``), ``limit`` from
+        ``offset``: IPv4 first, each family in prefix order (an address: longest first)."""
+        if not self.ribs:
+            return RoutePage(0, offset, limit, ())
+        if query is None:
+            picked: list[tuple[int, int]] = []
+            total, skip = 0, offset
+            for v in (4, 6):
+                keys = self.prefixes(v)
+                total += len(keys)
+                if len(picked) < limit:
+                    picked += [(v, int(k)) for k in keys[skip : skip + limit - len(picked)]]
+                skip = max(0, skip - len(keys))
         else:
-            union = set().union(*tables)
-            keys, n = union, len(union)
-        start, end = max(0, offset - total), max(0, offset + limit - total)
-        total += n
-        if start < end and start < n:
-            end = min(end, n)
-            ordered = heapq.nsmallest(end, keys) if end <= n // 8 else sorted(keys)
-            picked += [(version, k) for k in ordered[start:end]]
-    return total, picked
+            found = self._matching(query)
+            total, picked = len(found), found[offset : offset + limit]
+        return RoutePage(total, offset, limit, tuple(self.rows(v, k) for v, k in picked))
+
+    def _matching(self, query: Query) -> list[tuple[int, int]]:
+        """The keys a filter selects: covering an address (longest first), or inside a prefix
+        (in prefix order)."""
+        if query.address is not None:
+            wanted = set(self.ribs)
+            learned = self.snap.routes.learned
+            return [
+                (query.version, key)
+                for key, route_set in learned.covering(query.version, query.address)
+                if wanted.intersection(route_set)
+            ]
+        keys = self.prefixes(query.version)
+        lo, hi = np.searchsorted(keys, [query.low, query.high + 1])
+        inside = keys[lo:hi]
+        inside = inside[(inside & 0xFF).astype(np.uint8) >= query.length]
+        return [(query.version, int(k)) for k in inside]
+
+    def rows(self, version: int, key: int) -> PrefixRows:
+        """One prefix on every appliance of the site, with the sessions announcing it."""
+        text = prefix_text(version, key)
+        paths = {a: rib.table(version).get(key) for a, rib in self.ribs.items()}
+        also: dict[str, list[str]] = {}
+        for (aid, nb), rib in self.sessions.items():
+            held = paths.get(aid)
+            if held is not None and held.peer.address != nb and key in rib.table(version):
+                also.setdefault(aid, []).append(nb)
+        rows = tuple(route_row(text, a, p, tuple(also.get(a, ()))) for a, p in paths.items())
+        held_paths = {a: p for a, p in paths.items() if p is not None}
+        absent = [a for a, p in paths.items() if p is None]
+        if len(paths) == 1:
+            return PrefixRows(text, version, key, rows, "single", "the site's only appliance")
+        if absent:
+            note = f"not heard by {', '.join(absent)}"
+            return PrefixRows(text, version, key, rows, "missing", note)
+        if len({p.attributes for p in held_paths.values()}) > 1:
+            note = "heard with different attributes"
+            return PrefixRows(text, version, key, rows, "differs", note)
+        return PrefixRows(text, version, key, rows, "same", "")
+
+    # --- the reports (kept per tables read) -----------------------------------------------------
+
+    def _consistency_of(self) -> tuple[Hashable, list[AdjRibIn]]:
+        return ("consistency", self.site_id, tuple(self.ribs)), list(self.ribs.values())
+
+    def consistency(self, compute: bool = True) -> ConsistencyView | None:
+        """:func:`consistency` of the site (the core's report: seconds at full tables); with
+        ``compute`` false, only when kept."""
+        name, tables = self._consistency_of()
+        if not compute:
+            found: ConsistencyView | None = self.memo.peek(name, tables)
+            return found
+        kept: ConsistencyView = self.memo.get(
+            name, tables, lambda: consistency(self.snap, self.site_id)
+        )
+        return kept
+
+    def _single_of(self) -> tuple[Hashable, list[AdjRibIn]]:
+        return ("single", self.site_id, tuple(self.sessions)), list(self.sessions.values())
+
+    def _lonely_of(self) -> tuple[Hashable, list[AdjRibIn]]:
+        learned = self.snap.routes.learned
+        speakers = sorted(learned.ribs)
+        kinds = tuple((a, _kind(self.snap, a)) for a in speakers)
+        ribs = [learned.ribs[a] for a in speakers]
+        return ("lonely", self.site_id, tuple(self.ribs), kinds), ribs
+
+    def sources(self, compute: bool = True) -> SourcesView | None:
+        """:func:`sources` of the site (site ids: label it for a viewer); with ``compute``
+        false, only when kept."""
+        (single_name, single_tables), (lonely_name, lonely_tables) = (
+            self._single_of(),
+            self._lonely_of(),
+        )
+        checked = self.snap.sites[self.site_id].kind is SiteKind.EMBEDDED and bool(self.ribs)
+        if not compute:
+            single = self.memo.peek(single_name, single_tables)
+            lonely = self.memo.peek(lonely_name, lonely_tables) if checked else (0, [])
+            if single is None or lonely is None:
+                return None
+        else:
+            single = self.memo.get(
+                single_name, single_tables, lambda: _single(self.sessions, self.memo)
+            )
+            lonely = (
+                self.memo.get(
+                    lonely_name, lonely_tables, lambda: _lonely(self.snap, self.prefixes, self.memo)
+                )
+                if checked
+                else (0, [])
+            )
+        return _sources_view(self.snap, self.site_id, self.sessions, single, lonely, checked)
 
 
 def route_page(
@@ -502,35 +753,10 @@ def route_page(
     query: Query | None,
     offset: int = 0,
     limit: int = DEFAULT_ROWS,
+    sessions: SessionTables = _no_sessions,
 ) -> RoutePage:
-    """The prefixes the site's appliances hear (filtered by ``query``), ``limit`` from
-    ``offset``: IPv4 first, each family in prefix order (an address: longest first).
-    A page near the start of a full table is picked without sorting it."""
-    ribs = _site_ribs(snap, site_id)
-    if not ribs:
-        return RoutePage(0, offset, limit, ())
-    if query is None:
-        total, picked = _first_keys(ribs, offset, limit)
-    else:
-        found = _filtered_keys(snap, ribs, query)
-        total, picked = len(found), found[offset : offset + limit]
-    return RoutePage(total, offset, limit, tuple(_prefix_rows(ribs, v, k) for v, k in picked))
-
-
-def _prefix_rows(ribs: Mapping[str, AdjRibIn], version: int, key: int) -> PrefixRows:
-    text = prefix_text(version, key)
-    paths = {a: rib.table(version).get(key) for a, rib in ribs.items()}
-    rows = tuple(route_row(text, a, p) for a, p in paths.items())
-    held = {a: p for a, p in paths.items() if p is not None}
-    absent = [a for a, p in paths.items() if p is None]
-    if len(paths) == 1:
-        return PrefixRows(text, version, key, rows, "single", "the site's only appliance")
-    if absent:
-        note = f"not heard by {', '.join(absent)}"
-        return PrefixRows(text, version, key, rows, "missing", note)
-    if len({p.attributes for p in held.values()}) > 1:
-        return PrefixRows(text, version, key, rows, "differs", "heard with different attributes")
-    return PrefixRows(text, version, key, rows, "same", "")
+    """:meth:`SiteRoutes.page` of a site, computed once (no memo kept)."""
+    return SiteRoutes(snap, site_id, sessions).page(query, offset, limit)
 
 
 # --- which clients the site would get ------------------------------------------------------------
@@ -595,16 +821,21 @@ def clients_best(
     labels: Labels,
     locate: Locate | None = None,
     limit: int = CLIENT_COUNT_LIMIT,
+    routes: SiteRoutes | None = None,
 ) -> tuple[int, int] | None:
     """(prefixes whose clients the site gets, prefixes heard), or None past ``limit``."""
-    ribs = _site_ribs(snap, site_id)
-    if sum(len(r) for r in ribs.values()) > limit * max(len(ribs), 1):
+    site = routes if routes is not None else SiteRoutes(snap, site_id)
+    if sum(len(r) for r in site.ribs.values()) > limit * max(len(site.ribs), 1):
         return None  # at least one appliance holds more than ``limit``
-    keys = _all_keys(ribs)
-    if len(keys) > limit:
+    if site.total > limit:
         return None
-    best = sum(1 for v, k in keys if client_row(snap, site_id, v, k, labels, locate).best)
-    return best, len(keys)
+    best = sum(
+        1
+        for v in (4, 6)
+        for k in site.prefixes(v)
+        if client_row(snap, site_id, v, int(k), labels, locate).best
+    )
+    return best, site.total
 
 
 # --- inconsistencies, lonely routes --------------------------------------------------------------
@@ -665,38 +896,167 @@ def consistency(snap: FleetSnapshot, site_id: str, limit: int = DEFAULT_ROWS) ->
     )
 
 
+SessionKey = tuple[str, str]  # (appliance, neighbor)
+
+
+def session_label(key: SessionKey) -> str:
+    return f"{key[0]} · {key[1]}"
+
+
 @dataclass(frozen=True)
-class LonelyRow:
+class SourceRow:
+    """A prefix of the site with no alternate source."""
+
     prefix: str
-    heard_by: tuple[str, ...]  # appliances of the site
-    elsewhere: tuple[str, ...]  # labels of other sites hearing it (embedded only)
+    version: int
+    key: int
+    sessions: tuple[str, ...]  # the site's sessions announcing it ("a1 · 192.0.2.1")
+    elsewhere: tuple[str, ...]  # other sites hearing it or a covering prefix (ids, or labels)
 
 
 @dataclass(frozen=True)
-class LonelyView:
-    count: int
-    rows: tuple[LonelyRow, ...]
+class SourcesView:
+    """Which prefixes of a site have no alternate source, exactly (from each session's own
+    table, not only the route each appliance holds).
+
+    * ``single``: prefixes one BGP session of the site alone announces, with no covering
+      prefix from another of its sessions: that one router or session going away takes
+      their clients off the site, whatever the number of appliances. Every BGP site.
+    * ``lonely``: the core's "no alternate source"
+      (:func:`localcast.core.route_reports.no_alternate_source`, for this site): heard only
+      from embedded appliances, no PNI or IX route covering them; if the site fails, those
+      clients are reached over transit. Embedded sites only (``checked``).
+    """
+
+    sessions: int  # sessions of the site
+    single_count: int
+    single: tuple[SourceRow, ...]  # the first ``limit``, in prefix order
+    per_session: tuple[tuple[str, str, int], ...]  # (appliance, neighbor, prefixes it alone has)
+    checked: bool
+    lonely_count: int
+    lonely: tuple[SourceRow, ...]
+
+    def labelled(self, labels: Labels) -> SourcesView:
+        """The view as ``labels`` show sites (other partners' sites unnamed)."""
+
+        def named(rows: tuple[SourceRow, ...]) -> tuple[SourceRow, ...]:
+            return tuple(
+                replace(r, elsewhere=tuple(sorted({labels.site(s) for s in r.elsewhere})))
+                for r in rows
+            )
+
+        return replace(self, single=named(self.single), lonely=named(self.lonely))
 
 
-def lonely(
-    snap: FleetSnapshot, site_id: str, labels: Labels, limit: int = DEFAULT_ROWS
-) -> LonelyView:
-    """The core's "no alternate source" report, the prefixes of this site: heard only by
-    embedded appliances, with no PNI or IX route covering them."""
-    if snap.sites[site_id].kind is not SiteKind.EMBEDDED or not _site_ribs(snap, site_id):
-        return LonelyView(0, ())
-    report = no_alternate_source(snap, max(snap.routes.learned.route_count, 1))
-    mine = [r for r in report.routes if site_id in r.sites]
-    apps = {a.id for a in snap.appliances_at(site_id)}
-    rows = tuple(
-        LonelyRow(
-            r.prefix,
-            tuple(a for a in r.heard_by if a in apps),
-            tuple(labels.site(s) for s in r.sites if s != site_id),
-        )
-        for r in mine[:limit]
+def _kind(snap: FleetSnapshot, appliance_id: str) -> SiteKind | None:
+    a = snap.appliances.get(appliance_id)
+    return snap.sites[a.site_id].kind if a is not None and a.site_id in snap.sites else None
+
+
+def _elsewhere(snap: FleetSnapshot, site_id: str, version: int, key: int) -> tuple[str, ...]:
+    """Other sites whose appliances hear ``key`` or a prefix covering it (site ids)."""
+    network, length = key >> 8, key & 0xFF
+    found: set[str | None] = set()
+    for k, route_set in snap.routes.learned.covering(version, network):
+        if k & 0xFF <= length:
+            found.update(snap.appliance_sites.get(a) for a in route_set)
+    return tuple(sorted(s for s in found if s is not None and s != site_id))
+
+
+Single = tuple[int, list[tuple[int, int, SessionKey]], dict[SessionKey, int]]
+Lonely = tuple[int, list[tuple[int, int]]]
+
+
+def _single(
+    sessions: Mapping[SessionKey, AdjRibIn], memo: Memo = NO_MEMO, limit: int = DEFAULT_ROWS
+) -> Single:
+    """(prefixes one session alone announces, the first ``limit`` with their session, per
+    session how many): no other session of the site has them or a covering prefix."""
+    first: list[tuple[int, int, SessionKey]] = []
+    count = 0
+    alone: dict[SessionKey, int] = {}
+    for v in (4, 6):
+        per = {s: memo.keys([rib], v) for s, rib in sessions.items()}
+        per = {s: k for s, k in per.items() if len(k)}
+        only: dict[SessionKey, Keys] = {}
+        if len(per) == 1:
+            only = per  # one session: every prefix rests on it
+        elif per:
+            every, counts = _distinct(np.concatenate(list(per.values())))
+            once = every[counts == 1]
+            for s, k in per.items():
+                mine = k[_member(k, once)]
+                others = every[~_member(every, mine)]  # what any other session announces
+                only[s] = mine[~_covered(mine, v, others)]
+        for s, k in only.items():
+            alone[s] = alone.get(s, 0) + len(k)
+            count += len(k)
+        heads = sorted((int(key), s) for s, k in only.items() for key in k[: limit - len(first)])
+        first += [(v, key, s) for key, s in heads[: limit - len(first)]]
+    return count, first, alone
+
+
+def _lonely(
+    snap: FleetSnapshot,
+    prefixes: Callable[[int], Keys],
+    memo: Memo = NO_MEMO,
+    limit: int = DEFAULT_ROWS,
+) -> Lonely:
+    """(the site's prefixes heard only from embedded appliances with no PNI or IX route
+    covering them, the first ``limit``): the core's
+    :func:`~localcast.core.route_reports.no_alternate_source`, for one site."""
+    learned = snap.routes.learned
+    kind_of = {aid: _kind(snap, aid) for aid in learned.ribs}
+    first: list[tuple[int, int]] = []
+    count = 0
+    for v in (4, 6):
+        mine = prefixes(v)
+        not_embedded = [r for a, r in learned.ribs.items() if kind_of[a] is not SiteKind.EMBEDDED]
+        peering = [r for a, r in learned.ribs.items() if kind_of[a] in (SiteKind.PNI, SiteKind.IX)]
+        found = mine[~_member(mine, memo.keys(not_embedded, v))]
+        found = found[~_covered(found, v, memo.keys(peering, v))]
+        count += len(found)
+        first += [(v, int(k)) for k in found[: max(0, limit - len(first))]]
+    return count, first
+
+
+def _sources_view(
+    snap: FleetSnapshot,
+    site_id: str,
+    sessions: Mapping[SessionKey, AdjRibIn],
+    single: Single,
+    lonely: Lonely,
+    checked: bool,
+) -> SourcesView:
+    def announced_by(version: int, key: int) -> tuple[str, ...]:
+        return tuple(session_label(s) for s, r in sessions.items() if key in r.table(version))
+
+    single_count, single_first, alone = single
+    lonely_count, lonely_first = lonely
+    return SourcesView(
+        sessions=len(sessions),
+        single_count=single_count,
+        single=tuple(
+            SourceRow(prefix_text(v, k), v, k, (session_label(s),), _elsewhere(snap, site_id, v, k))
+            for v, k, s in single_first
+        ),
+        per_session=tuple((aid, nb, n) for (aid, nb), n in sorted(alone.items()) if n > 0),
+        checked=checked,
+        lonely_count=lonely_count,
+        lonely=tuple(
+            SourceRow(prefix_text(v, k), v, k, announced_by(v, k), _elsewhere(snap, site_id, v, k))
+            for v, k in lonely_first
+        ),
     )
-    return LonelyView(len(mine), rows)
+
+
+def sources(
+    snap: FleetSnapshot, site_id: str, sessions: SessionTables = _no_sessions
+) -> SourcesView:
+    """:class:`SourcesView` of a site (computed, nothing kept): see :meth:`SiteRoutes.sources`."""
+    found = SiteRoutes(snap, site_id, sessions).sources()
+    assert found is not None
+    return found
 
 
 # --- the steering explanation --------------------------------------------------------------------
