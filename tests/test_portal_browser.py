@@ -156,6 +156,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         bird.start()
         try:
             poll(lambda: _heard(stack) >= {ns.prefix, ANNOUNCED}, "BIRD's routes at a1")
+            poll(lambda: BOGON in _routes_text(stack), "the bogon among a1's filtered prefixes")
             add_user(stack, OPERATOR, "operator")
             add_user(stack, ALICE, "partner", "isp-a")
             add_user(stack, BOB, "partner", "isp-b")
@@ -164,6 +165,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         finally:
             bird.stop()
             assert speaker.running(), speaker.log_tail()
+
+
+def _routes_text(stack: LocalStack) -> str:
+    return httpx.get(f"{stack.control_url}/v1/routes", trust_env=False).text
 
 
 def _heard(stack: LocalStack) -> set[str]:
@@ -308,7 +313,7 @@ def test_partner_and_operator_in_the_browser(env: Env, browser: Any) -> None:
         text = page.inner_text("main")
         assert ANNOUNCED in text and "established" in text
         filtered = page.locator("table", has=page.locator("caption", has_text="import policy"))
-        assert "bogon" in filtered.inner_text()  # BOGON, counted with its reason
+        assert "bogon" in filtered.inner_text() and BOGON in filtered.inner_text()
         # Steering explanation for a subscriber: a-par first, a1 still serving
         page.get_by_label("Client IP address").fill(env.subscriber)
         page.get_by_role("button", name="Explain").click()
