@@ -239,6 +239,26 @@ def test_bgp_sessions_fill_and_served_traffic(portal: Portal) -> None:
     assert "total 3 GB 40 0" in text  # traffic is counted per site
 
 
+def test_an_ix_appliance_shows_what_its_site_served_every_partner(portal: Portal) -> None:
+    """An IX site serves every partner's clients: the operator sees their sum per day (clients
+    of no partner left out, as on the partners' traffic pages)."""
+    auth = {"Authorization": f"Bearer {portal.credentials['ix1']}"}
+    rows = [
+        {"net": "10.1.2.0/24", "kind": "viewer", "requests": 10, "bytes": 2 * 10**9},  # isp-a
+        {"net": "10.2.3.0/24", "kind": "viewer", "requests": 5, "bytes": 10**9, "errors_5xx": 1},
+        {"net": "192.0.2.0/24", "kind": "viewer", "requests": 7, "bytes": 10**9},  # no partner
+    ]
+    report = {"period_start": portal.clock() - 60, "period_end": portal.clock(), "rows": rows}
+    with portal.client() as api:
+        r = api.post("/v1/appliances/ix1/traffic", json=report, headers=auth)
+        assert r.status_code == 200, r.text
+    op, _ = client_as(portal, OPERATOR)
+    text = text_of(op.get("/portal/appliances/ix1").text)
+    assert "total 3 GB 15 1" in text  # isp-a's and isp-b's, not the unattributed GB
+    c, _ = client_as(portal, ALICE)
+    assert c.get("/portal/appliances/ix1").status_code == 404
+
+
 # --- the pure rows ---------------------------------------------------------------------------
 
 

@@ -127,6 +127,16 @@ def test_actionable_items_bgp_down_and_disk_near_full(portal: Portal) -> None:
     assert "a1" not in page and "a-par" not in page
 
 
+def test_the_page_observes_the_partners_appliances_only(portal: Portal) -> None:
+    """Its appliances are observed at the page view; the rest of the fleet is the refresh
+    tick's to look at (a page view costs the partner's appliances, not the fleet's)."""
+    held = portal.plane.health.statuses["b1"]
+    portal.clock.advance(16)  # every appliance silent past its liveness window
+    page = client_as(portal, ALICE).get("/portal/").text
+    assert appliance_statuses(page) == {"a1": "Error", "a2": "Error"}
+    assert portal.plane.health.statuses["b1"] is held
+
+
 def test_nothing_to_act_on_says_so(portal: Portal) -> None:
     page = client_as(portal, ALICE).get("/portal/").text
     assert "Nothing needs your attention." in page

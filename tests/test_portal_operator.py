@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from portal_support import ALICE, BOB, OPERATOR, Portal, login, portal_plane
 
+from localcast.portal.views.catalog_view import catalog_figures
+
 
 @pytest.fixture
 def portal(tmp_path: Path) -> Portal:
@@ -63,6 +65,30 @@ def test_the_catalog_shows_where_each_title_is_live(portal: Portal) -> None:
         assert portal.title_id in r.text
         # every appliance holds the title: live in each site's region (a-par, b-lys, ix-fra)
         assert r.text.count(">Live<") == 3
+
+
+def test_the_catalog_figures_follow_what_appliances_hold(portal: Portal) -> None:
+    """The figures are kept while no appliance's holdings change (a heartbeat without an
+    inventory keeps them), and follow a changed inventory at once."""
+    plane = portal.plane
+    settings = plane.settings
+    first = catalog_figures(plane.snapshot, settings.live_min_sites, settings.live_min_copies)
+    assert first.copies == {portal.title_id: 4}  # a1, a2, b1, ix1 (the origin's left out)
+    assert first.live == {portal.title_id: ("a-par", "b-lys", "ix-fra")}  # a region per site
+    with portal.client() as c:
+        login(c, OPERATOR)
+        before = c.get("/portal/operator/catalog").text
+        auth = {"Authorization": f"Bearer {portal.credentials['b1']}"}
+        assert c.post("/v1/appliances/b1/heartbeat", json={}, headers=auth).status_code == 200
+        again = catalog_figures(plane.snapshot, settings.live_min_sites, settings.live_min_copies)
+        assert again is first  # the same holdings: the same figures
+        assert c.get("/portal/operator/catalog").text == before
+        body = {"inventory": {"kind": "full", "seq": 2, "titles": {}}}  # b1 lost the title
+        assert c.post("/v1/appliances/b1/heartbeat", json=body, headers=auth).status_code == 200
+        after = c.get("/portal/operator/catalog").text
+    assert after.count(">Live<") == 2  # not in b-lys's region any more
+    now = catalog_figures(plane.snapshot, settings.live_min_sites, settings.live_min_copies)
+    assert (now.copies, now.live) == ({portal.title_id: 3}, {portal.title_id: ("a-par", "ix-fra")})
 
 
 def test_the_fleet_page_shows_every_partner_and_operator_site(portal: Portal) -> None:

@@ -470,14 +470,14 @@ class HealthService:
         sites = {sid for sid, site in snap.sites.items() if site.partner == partner_id}
         out: list[Alert] = []
         with self.holder.lock:
-            for aid, a in sorted(snap.appliances.items()):
-                if a.site_id not in sites or a.state is not ApplianceState.REGISTERED:
+            for a in sorted((a for sid in sites for a in snap.appliances_at(sid)), key=_id):
+                if a.state is not ApplianceState.REGISTERED:
                     continue
-                status = self.statuses.get(aid)
+                status = self.statuses.get(a.id)
                 if status is not None:
                     out += _appliance_alerts(a, status)
             speaking = sites & snap.speaking_sites
-            report = site_consistency(snap, limit=1) if speaking else ()
+            report = site_consistency(snap, limit=1, sites=speaking) if speaking else ()
             for rep in report:
                 if rep.site_id not in sites:
                     continue
@@ -501,6 +501,10 @@ class HealthService:
         order = {"error": 0, "warning": 1}
         out.sort(key=lambda x: (order.get(x.severity, 2), x.site_id, x.appliance_id or "", x.kind))
         return out
+
+
+def _id(a: Appliance) -> str:
+    return a.id
 
 
 def _with_appliances(snap: FleetSnapshot, changed: Mapping[str, Appliance]) -> FleetSnapshot:

@@ -298,8 +298,9 @@ class RouteFeed:
 
     def sessions(self, appliance_id: str) -> list[FeedState]:
         """The sessions of ``appliance_id`` as last reported, by neighbor."""
-        found = [(k[1], s) for k, s in list(self._states.items()) if k[0] == appliance_id]
-        return [s for _, s in sorted(found, key=lambda x: x[0])]
+        neighbors = sorted(self._neighbors.get(appliance_id, ()))  # not a scan of every session
+        found = (self._states.get((appliance_id, n)) for n in neighbors)
+        return [s for s in found if s is not None]
 
     def states(self) -> Mapping[SessionKey, FeedState]:
         return MappingProxyType(dict(self._states))

@@ -24,7 +24,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from localcast.core.fleet import FleetSnapshot, SiteKind
@@ -137,16 +137,18 @@ def _same(path: Path, attrs: Attributes) -> bool:
 
 
 def site_consistency(
-    snapshot: FleetSnapshot, limit: int = DEFAULT_LIMIT
+    snapshot: FleetSnapshot, limit: int = DEFAULT_LIMIT, sites: Collection[str] | None = None
 ) -> tuple[SiteConsistency, ...]:
-    """For every site with a BGP-speaking appliance, what its appliances hear differently.
+    """For every site with a BGP-speaking appliance (of ``sites`` only, when given), what its
+    appliances hear differently.
 
     Every appliance of such a site counts: one without an Adj-RIB-In hears
-    nothing.
+    nothing. A site's report reads its own appliances' routes only.
     """
     learned = snapshot.routes.learned
     out: list[SiteConsistency] = []
-    for site_id in sorted(snapshot.speaking_sites):
+    speaking = snapshot.speaking_sites if sites is None else snapshot.speaking_sites & set(sites)
+    for site_id in sorted(speaking):
         ribs = {
             a.id: learned.ribs.get(a.id, AdjRibIn(a.id)) for a in snapshot.appliances_at(site_id)
         }

@@ -30,11 +30,23 @@ from sqlalchemy import func, select
 from localcast.control import repository as repo
 from localcast.control.deps import Plane
 from localcast.control.health import describe_steering
-from localcast.control.models import FillStatusRow, FillTransfer, unix
+from localcast.control.models import (
+    FillStatusRow,
+    FillTransfer,
+    SteeringDaily,
+    TrafficDaily,
+    unix,
+)
 from localcast.control.service import ControlPlane
 from localcast.core.fleet import Appliance, FleetSnapshot
 from localcast.core.maintenance import DurationError, MaintenanceMode, format_duration
-from localcast.core.traffic import PartnerTraffic
+from localcast.core.traffic import (
+    PartnerTraffic,
+    SteeringRecord,
+    TrafficRecord,
+    partner_traffic,
+    utc_day,
+)
 from localcast.portal import scope
 from localcast.portal.auth import Csrf, CurrentViewer, Viewer
 from localcast.portal.render import page, see_other, url
@@ -106,11 +118,49 @@ def _fill(plane: ControlPlane, snap: FleetSnapshot, a: Appliance) -> dict[str, A
     return fill_row(snap, a, stored.manifest if stored else None, inventory, status, fetched)
 
 
-def _traffic(plane: ControlPlane, partner: str | None, now: float) -> list[PartnerTraffic]:
-    """The figures of the partners whose clients the site serves: its own partner, else
-    (an IX or origin site, seen by an operator) every partner."""
-    partners = [partner] if partner else scope.partners(plane)
-    return [plane.traffic.partner_traffic(p, TRAFFIC_DAYS, now) for p in partners]
+def _traffic(
+    plane: ControlPlane, partner: str | None, site_id: str, now: float
+) -> list[PartnerTraffic]:
+    """The figures of the partners whose clients the site serves (its own partner, else: an
+    IX or origin site, seen by an operator, every partner) over the last ``TRAFFIC_DAYS``
+    UTC days, from the site's own rows: :func:`site_traffic` reads the site's figures only,
+    which count its rows only (one query per table, not every partner's figures in turn)."""
+    plane.traffic.flush()  # the counts not in the database yet, as partner_traffic does
+    last = utc_day(now)
+    first = last - TRAFFIC_DAYS + 1
+    known = {partner} if partner else set(scope.partners(plane))
+    with plane.sessions() as s:
+        tq = select(TrafficDaily).where(
+            TrafficDaily.site_id == site_id, TrafficDaily.day.between(first, last)
+        )
+        sq = select(SteeringDaily).where(
+            SteeringDaily.site_id == site_id, SteeringDaily.day.between(first, last)
+        )
+        if partner:
+            tq = tq.where(TrafficDaily.partner_id == partner)
+            sq = sq.where(SteeringDaily.partner_id == partner)
+        traffic = [
+            TrafficRecord(
+                r.day,
+                r.partner_id,
+                r.kind,
+                r.source_kind,
+                site_id,
+                r.requests,
+                r.bytes,
+                r.errors_5xx,
+            )
+            for r in s.scalars(tq)
+            if r.partner_id in known
+        ]
+        steering = [
+            SteeringRecord(r.day, r.partner_id, r.site_id, r.event, r.decisions)
+            for r in s.scalars(sq)
+            if r.partner_id in known
+        ]
+    kinds = {sid: site.kind.value for sid, site in plane.snapshot.sites.items()}
+    found = {r.partner for r in traffic} | {r.partner for r in steering}
+    return [partner_traffic(p, first, last, traffic, steering, kinds) for p in sorted(found)]
 
 
 def _render(
@@ -152,7 +202,7 @@ def _render(
         routes_held=len(rib) if rib is not None else None,
         speaks_bgp=a.site_id in snap.speaking_sites,
         fill=fill_summary(_fill(plane, snap, a), now),
-        traffic=site_traffic(_traffic(plane, partner, now), a.site_id),
+        traffic=site_traffic(_traffic(plane, partner, a.site_id, now), a.site_id),
         traffic_days=TRAFFIC_DAYS,
         active_connections=a.load.active_connections,
         presets=DURATION_PRESETS,

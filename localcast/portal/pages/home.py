@@ -5,7 +5,8 @@ Error) and why, its steering state, and utilisation against capacity (egress
 against Gbit/s, disk used against its size); above them the actionable items
 (``plane.alerts``: appliance down and why, BGP session down, routes differing
 across a site, fill behind, disk near full). An operator picks the partner
-with ``?partner=``. Statuses are observed now (``plane.alerts`` refreshes them).
+with ``?partner=``. The partner's appliances are observed now (their statuses and the
+actionable items about them are fresh), the rest of the fleet is not looked at.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ def home(
     request: Request, viewer: CurrentViewer, plane: Plane, partner: str | None = None
 ) -> HTMLResponse:
     pid = scope.partner_for(viewer, plane, partner)
-    alerts = plane.alerts(pid)  # observes every status now first
     now = plane.clock()
+    # The partner's appliances observed now, then its actionable items: what the page shows
+    # reads nothing else (``plane.alerts`` would observe every appliance of the fleet first;
+    # the refresh tick does that every second anyway).
+    plane.health.update([a.id for a in scope.partner_appliances(plane, pid)], now)
+    alerts = plane.health.alerts(pid, now)
     snap = plane.snapshot
     appliances = scope.partner_appliances(plane, pid)
     steering = {a.id: plane.health.steering(a.id, now) for a in appliances}

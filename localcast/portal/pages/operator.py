@@ -5,17 +5,17 @@ and the users (invite a partner's user or another operator).
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from localcast.control.fill_progress import live_regions
 from localcast.portal.accounts import ROLES, AccountError
 from localcast.portal.auth import Csrf, OperatorViewer, accounts_of, plane_of
 from localcast.portal.render import page, see_other
 from localcast.portal.scope import partners
-from localcast.portal.views.catalog_view import regions, title_rows
+from localcast.portal.views.catalog_view import catalog_figures, title_rows
 from localcast.portal.views.fleet_view import (
     ApplianceRow,
     alert_rows,
@@ -33,8 +33,10 @@ def fleet(request: Request, viewer: OperatorViewer) -> Response:
     """Every site of every partner and the operator's own (IX, origin), worst first."""
     plane = plane_of(request)
     now = plane.clock()
+    pids = partners(plane)
+    plane.health.refresh(now)  # every status observed now, once (not once per partner)
+    alerts = [a for pid in pids for a in plane.health.alerts(pid, now)]
     snap = plane.snapshot
-    alerts = [a for pid in partners(plane) for a in plane.alerts(pid)]  # observes statuses now
     appliances = sorted(snap.appliances.values(), key=lambda a: (a.site_id, a.id))
     steering = {a.id: plane.health.steering(a.id, now) for a in appliances}
     rows = appliance_rows(snap, appliances, plane.health.statuses, now, steering)
@@ -42,20 +44,20 @@ def fleet(request: Request, viewer: OperatorViewer) -> Response:
     by_partner: dict[str, list[ApplianceRow]] = {}
     for r in rows:
         by_partner.setdefault(r.partner or "", []).append(r)
+    site_count = Counter(s.partner for s in sites)
+    alert_count = Counter(
+        site.partner for site in (snap.sites.get(a.site_id) for a in alerts) if site is not None
+    )
     summary = [
         {
             "partner": pid,
-            "sites": sum(1 for s in sites if s.partner == pid),
+            "sites": site_count[pid],
             "appliances": len(by_partner.get(pid, [])),
             "counts": level_counts(by_partner.get(pid, [])),
             "egress": total_usage(by_partner.get(pid, []))[0],
-            "alerts": sum(
-                1
-                for a in alerts
-                if snap.sites.get(a.site_id) is not None and snap.sites[a.site_id].partner == pid
-            ),
+            "alerts": alert_count[pid],
         }
-        for pid in partners(plane)
+        for pid in pids
     ]
     egress, disk = total_usage(rows)
     return page(
@@ -80,15 +82,15 @@ _SEVERITY = {"error": 3, "warning": 2, "unknown": 1, "ok": 0}
 def catalog(request: Request, viewer: OperatorViewer) -> Response:
     plane = plane_of(request)
     snap = plane.snapshot
-    live = live_regions(snap, plane.settings.live_min_sites, plane.settings.live_min_copies)
+    figures = catalog_figures(snap, plane.settings.live_min_sites, plane.settings.live_min_copies)
     releases = {t: r.release_at for t, r in plane.fills.view.releases.items()}
     return page(
         request,
         viewer,
         "operator_catalog.html",
         "Catalog and where titles are live",
-        rows=title_rows(snap, live, releases),
-        regions=regions(snap),
+        rows=title_rows(snap, figures.live, releases, figures.copies),
+        regions=list(figures.regions),
         min_sites=plane.settings.live_min_sites,
         min_copies=plane.settings.live_min_copies,
         when=_when,
