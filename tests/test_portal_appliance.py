@@ -295,3 +295,11 @@ def test_bgp_rows_count_uptime_on_and_word_the_filters() -> None:
 def test_fill_summary_of_no_plan() -> None:
     s = fill_summary(None, 0.0)
     assert (s.planned, s.titles.text, s.missing) == (False, "no fill plan", ())
+
+
+def test_an_unknown_action_is_404(portal: Portal) -> None:
+    c, csrf = client_as(portal, ALICE)
+    r = c.post("/portal/appliances/a1/reboot", data={"csrf": csrf, "duration": "3h"})
+    assert r.status_code == 404
+    r = c.post("/portal/appliances/b1/reboot", data={"csrf": csrf, "duration": "3h"})
+    assert r.status_code == 404

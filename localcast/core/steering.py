@@ -415,12 +415,13 @@ def steer(
         pathways,
         tuple(excluded),
         reason,
-        tuple(_explain(c) for c in sites),
+        tuple(explain_site(c) for c in sites),
         where,
     )
 
 
-def _explain(c: SiteCandidate) -> SiteExplain:
+def explain_site(c: SiteCandidate) -> SiteExplain:
+    """A ranked candidate site as the line a steering decision's explanation gives it."""
     r = c.ranked
     return SiteExplain(
         rank=r.rank if r else 0,

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from localcast.control import repository as repo
 from localcast.control.deps import Plane
+from localcast.control.errors import NotFound
 from localcast.control.health import describe_steering
 from localcast.control.models import (
     FillStatusRow,
@@ -280,50 +281,6 @@ def _maintain(
 FormText = Annotated[str, Form()]
 
 
-@router.post("/portal/appliances/{appliance_id}/drain", dependencies=[Csrf])
-def drain(
-    request: Request,
-    appliance_id: str,
-    viewer: CurrentViewer,
-    plane: Plane,
-    duration: FormText = "",
-    duration_other: FormText = "",
-    reason: FormText = "",
-) -> Response:
-    return _maintain(
-        request,
-        viewer,
-        plane,
-        appliance_id,
-        MaintenanceMode.DRAIN,
-        duration,
-        duration_other,
-        reason,
-    )
-
-
-@router.post("/portal/appliances/{appliance_id}/disable", dependencies=[Csrf])
-def disable(
-    request: Request,
-    appliance_id: str,
-    viewer: CurrentViewer,
-    plane: Plane,
-    duration: FormText = "",
-    duration_other: FormText = "",
-    reason: FormText = "",
-) -> Response:
-    return _maintain(
-        request,
-        viewer,
-        plane,
-        appliance_id,
-        MaintenanceMode.DISABLE,
-        duration,
-        duration_other,
-        reason,
-    )
-
-
 @router.post("/portal/appliances/{appliance_id}/enable", dependencies=[Csrf])
 def enable(request: Request, appliance_id: str, viewer: CurrentViewer, plane: Plane) -> Response:
     a = scope.appliance_or_404(viewer, plane, appliance_id)
@@ -338,3 +295,31 @@ def enable(request: Request, appliance_id: str, viewer: CurrentViewer, plane: Pl
             flash += f" ({st.reason})"
         flash += "."
     return see_other(request, f"/portal/appliances/{a.id}", flash=flash)
+
+
+# after /enable: the routes are matched in order
+@router.post("/portal/appliances/{appliance_id}/{mode}", dependencies=[Csrf])
+def maintain(
+    request: Request,
+    appliance_id: str,
+    mode: str,
+    viewer: CurrentViewer,
+    plane: Plane,
+    duration: FormText = "",
+    duration_other: FormText = "",
+    reason: FormText = "",
+) -> Response:
+    """Drain or disable (``mode``) for a duration."""
+    if mode not in (MaintenanceMode.DRAIN.value, MaintenanceMode.DISABLE.value):
+        scope.appliance_or_404(viewer, plane, appliance_id)  # another's appliance: 404 first
+        raise NotFound("no such action")
+    return _maintain(
+        request,
+        viewer,
+        plane,
+        appliance_id,
+        MaintenanceMode(mode),
+        duration,
+        duration_other,
+        reason,
+    )

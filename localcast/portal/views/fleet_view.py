@@ -218,8 +218,27 @@ def _css(level: StatusLevel) -> str:
     return f"status-{level.value}"
 
 
+class Leveled:
+    """A row with a status ``level``: its badge's text, class and the level's name."""
+
+    level: StatusLevel
+
+    @property
+    def label(self) -> str:
+        return LEVEL_LABELS[self.level]
+
+    @property
+    def css(self) -> str:
+        """The badge class: ``status-ok``, ``-warning``, ``-error`` or ``-unknown``."""
+        return _css(self.level)
+
+    @property
+    def status(self) -> str:
+        return self.level.value
+
+
 @dataclass(frozen=True)
-class ApplianceRow:
+class ApplianceRow(Leveled):
     """One appliance as the lists show it."""
 
     id: str
@@ -237,19 +256,6 @@ class ApplianceRow:
     disk: Usage
     titles: int  # titles held complete
     heartbeat: str  # "12 s ago" | "never"
-
-    @property
-    def label(self) -> str:
-        return LEVEL_LABELS[self.level]
-
-    @property
-    def css(self) -> str:
-        """The badge class: ``status-ok``, ``-warning``, ``-error`` or ``-unknown``."""
-        return _css(self.level)
-
-    @property
-    def status(self) -> str:
-        return self.level.value
 
 
 def _no_status_reason(a: Appliance) -> str:
@@ -339,7 +345,7 @@ def level_counts(rows: Iterable[ApplianceRow]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class SiteRow:
+class SiteRow(Leveled):
     """One site with its appliances, its status (worst wins) and its utilisation."""
 
     id: str
@@ -351,18 +357,6 @@ class SiteRow:
     disk: Usage
     appliances: tuple[ApplianceRow, ...]
     alerts: int  # actionable items about the site or its appliances
-
-    @property
-    def label(self) -> str:
-        return LEVEL_LABELS[self.level]
-
-    @property
-    def css(self) -> str:
-        return _css(self.level)
-
-    @property
-    def status(self) -> str:
-        return self.level.value
 
 
 def _site_level(

@@ -56,7 +56,13 @@ from localcast.core.route_reports import (
     SiteConsistency,
     site_consistency,
 )
-from localcast.core.steering import SiteCandidate, SiteExplain, SteeringDecision, candidate_sites
+from localcast.core.steering import (
+    SiteCandidate,
+    SiteExplain,
+    SteeringDecision,
+    candidate_sites,
+    explain_site,
+)
 from localcast.portal.views.fleet_view import format_age, session_uptime
 
 DEFAULT_ROWS = 50
@@ -1173,23 +1179,6 @@ def _reason(s: SiteExplain, labels: Labels) -> str:
     return f"{describe}; {placed}"
 
 
-def _line_of(c: SiteCandidate) -> SiteExplain:
-    """A ranked candidate as the explanation line steering makes of it (no title given)."""
-    r = c.ranked
-    return SiteExplain(
-        rank=r.rank if r else 0,
-        site_id=c.site.id,
-        kind=c.site.kind,
-        rule=c.rule,
-        prefix=c.prefix,
-        appliance_id=r.candidate.appliance_id if r else None,
-        decided_by=c.decided_by,
-        versus=r.versus if r else None,
-        distance_km=r.distance_km if r else None,
-        reason=c.reason,
-    )
-
-
 def _placed_at(source: str) -> str | None:
     """The site a client was placed at (no GeoIP answer), from the location's source
     (:func:`localcast.core.decision.client_location`: ``"site <id> (its route <prefix>)"``)."""
@@ -1220,7 +1209,7 @@ def explanation(
         pathways = decision.pathways
         excluded = decision.excluded
     else:
-        lines = [_line_of(c) for c in candidates]
+        lines = [explain_site(c) for c in candidates]
         where = None
         if candidates:
             where = client_location(
