@@ -4,7 +4,6 @@ and the users (invite a partner's user or another operator).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from localcast.portal.views.fleet_view import (
     ApplianceRow,
     alert_rows,
     appliance_rows,
+    format_time,
     level_counts,
     site_rows,
     total_usage,
@@ -93,14 +93,8 @@ def catalog(request: Request, viewer: OperatorViewer) -> Response:
         regions=list(figures.regions),
         min_sites=plane.settings.live_min_sites,
         min_copies=plane.settings.live_min_copies,
-        when=_when,
+        when=format_time,
     )
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _users_page(

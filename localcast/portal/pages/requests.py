@@ -18,7 +18,6 @@ that does not exist; operator routes answer a partner's user 404 too.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -42,6 +41,7 @@ from localcast.portal.requests_store import (
     ApplianceRequest,
     RequestStore,
 )
+from localcast.portal.views.fleet_view import format_time
 
 router = APIRouter()
 
@@ -71,12 +71,6 @@ def _store(plane: ControlPlane) -> RequestStore:
     return RequestStore(plane.sessions)
 
 
-def when(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _visible(viewer: Viewer, plane: ControlPlane, request_id: int) -> ApplianceRequest:
     found = _store(plane).get(request_id)
     if found is None or not (viewer.is_operator or found.partner == viewer.partner):
@@ -96,8 +90,8 @@ def _summary(r: ApplianceRequest) -> dict[str, Any]:
         "r": r,
         "badge": badge,
         "status_text": text,
-        "created": when(r.created_at),
-        "decided": when(r.decided_at),
+        "created": format_time(r.created_at),
+        "decided": format_time(r.decided_at),
         "peak": f"{float(form.get('peak_gbps', 0)):g} Gbit/s",
         "sites": ", ".join(s["name"] for s in form.get("sites", [])),
         "answer": answer,

@@ -153,8 +153,10 @@ def format_age(seconds: float) -> str:
     return " ".join(f"{n} {u}" for n, u in shown)
 
 
-def format_time(ts: float) -> str:
-    """``ts`` (unix seconds) as ``"2027-01-15 08:00 UTC"``."""
+def format_time(ts: float | None) -> str:
+    """``ts`` (unix seconds) as ``"2027-01-15 08:00 UTC"``; ``""`` for None."""
+    if ts is None:
+        return ""
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
