@@ -38,11 +38,49 @@ from typing import Any
 
 import httpx
 
-from localcast.devstack import LocalStack
+from localcast.control.topology import PartnerSpec, SiteSpec
+from localcast.core.fleet import SiteKind
+from localcast.devstack import LocalStack, NodeSpec, StackSpec
 from localcast.devstack.procs import group_members
 from localcast.media.hls import render_media_playlist, render_multivariant
 from localcast.media.manifest import FileRef, Rendition, Segment, TitleManifest
 from localcast.player import PlayerEvent, QoeReport, play
+
+SUBSCRIBERS = "127.0.1.0/24"  # the ISP's clients: loopback source addresses
+
+
+def one_isp_spec(
+    appliances: tuple[NodeSpec, ...],
+    *,
+    ix: bool = True,
+    fill_window: str | None = None,
+    control: dict[str, Any] | None = None,
+) -> StackSpec:
+    """The fault tests' fleet: ISP ``isp`` with its embedded site ``isp-par``
+    (:data:`SUBSCRIBERS`), the IX site ``ix-ams`` (unless ``ix=False``), the origin."""
+    embedded = SiteSpec(
+        id="isp-par",
+        kind=SiteKind.EMBEDDED,
+        partner="isp",
+        lat=48.85,
+        lon=2.35,
+        tz="Europe/Paris",
+        prefixes=[SUBSCRIBERS],
+        **({"fill_window": fill_window} if fill_window else {}),
+    )
+    sites = [embedded]
+    if ix:
+        sites.append(
+            SiteSpec(id="ix-ams", kind=SiteKind.IX, lat=52.37, lon=4.9, tz="Europe/Amsterdam")
+        )
+    sites.append(SiteSpec(id="origin", kind=SiteKind.ORIGIN, lat=37.4, lon=-122.1, tz="UTC"))
+    return StackSpec(
+        partners=(PartnerSpec(name="isp", asns=[64500]),),
+        sites=tuple(sites),
+        appliances=appliances,
+        control=control or {},
+    )
+
 
 EPS_S = 0.1
 

@@ -24,36 +24,29 @@ from typing import Any
 
 import httpx
 import pytest
-from fault_support import PlayerThread, check_session, check_store, poll, steering_priority
+from fault_support import (
+    PlayerThread,
+    check_session,
+    check_store,
+    one_isp_spec,
+    poll,
+    steering_priority,
+)
 
 from localcast.config import Config
-from localcast.control.topology import PartnerSpec, SiteSpec
-from localcast.core.fleet import SiteKind
-from localcast.devstack import LocalStack, NodeSpec, StackSpec
+from localcast.devstack import LocalStack, NodeSpec
 from localcast.media.manifest import TitleManifest
 from localcast.player import PlayerEvent, PlayerTuning
 
 pytestmark = pytest.mark.slow
 
-SPEC = StackSpec(
-    partners=(PartnerSpec(name="isp", asns=[64500]),),
-    sites=(
-        SiteSpec(
-            id="isp-par",
-            kind=SiteKind.EMBEDDED,
-            partner="isp",
-            lat=48.85,
-            lon=2.35,
-            tz="Europe/Paris",
-            prefixes=["127.0.1.0/24"],
-        ),
-        SiteSpec(id="origin", kind=SiteKind.ORIGIN, lat=37.4, lon=-122.1, tz="UTC"),
-    ),
-    appliances=(
+SPEC = one_isp_spec(
+    (
         NodeSpec("e1", "isp-par"),
         NodeSpec("e2", "isp-par"),
         NodeSpec("o1", "origin", serves_origin=True),
     ),
+    ix=False,
 )
 CLIENTS = {"restart-a": "127.0.1.21", "restart-b": "127.0.1.22"}
 STORED_VIEWS = {"viewer-1": 4.0, "viewer-2": 9.5, "viewer-3": 13.25}

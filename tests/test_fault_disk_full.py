@@ -35,15 +35,14 @@ from fault_support import (
     fleet,
     hosts_of,
     mounted,
+    one_isp_spec,
     playable_title,
     poll,
     served_by,
     tmpfs,
 )
 
-from localcast.control.topology import PartnerSpec, SiteSpec
-from localcast.core.fleet import SiteKind
-from localcast.devstack import LocalStack, NodeSpec, StackSpec
+from localcast.devstack import LocalStack, NodeSpec
 from localcast.player import PlayerTuning
 
 pytestmark = pytest.mark.slow
@@ -53,25 +52,13 @@ STORE_SIZE = "2m"  # the tmpfs: room for one title, not two
 RESERVE_MB = 0.1  # the fill agent's free-space reserve on that filesystem
 LADDER = ((240, 200_000), (360, 300_000))  # small rungs: ~1.1 MB per 20 s title
 TITLES = ("df-a", "df-b")
-SPEC = StackSpec(
-    partners=(PartnerSpec(name="isp", asns=[64500]),),
-    sites=(
-        SiteSpec(
-            id="isp-par",
-            kind=SiteKind.EMBEDDED,
-            partner="isp",
-            lat=48.85,
-            lon=2.35,
-            tz="Europe/Paris",
-            prefixes=["127.0.1.0/24"],
-            fill_window="00:00-24:00",
-        ),
-        SiteSpec(id="origin", kind=SiteKind.ORIGIN, lat=37.4, lon=-122.1, tz="UTC"),
-    ),
-    appliances=(
+SPEC = one_isp_spec(
+    (
         NodeSpec("a1", "isp-par", fill_reserve_mb=RESERVE_MB),
         NodeSpec("o1", "origin", serves_origin=True, disk_gb=1000.0),
     ),
+    ix=False,
+    fill_window="00:00-24:00",
     control={"fill_floor_sessions": 1},  # no demand history: place the catalog anyway
 )
 

@@ -32,14 +32,13 @@ from fault_support import (
     check_session,
     check_store,
     hosts_of,
+    one_isp_spec,
     served_by,
 )
 from test_web_watch import CHROMIUM, CHROMIUM_ARGS, origin_of
 
 from localcast.config import Config
-from localcast.control.topology import PartnerSpec, SiteSpec
-from localcast.core.fleet import SiteKind
-from localcast.devstack import LocalStack, NodeSpec, StackSpec
+from localcast.devstack import LocalStack, NodeSpec
 from localcast.media.manifest import TitleManifest
 from localcast.player import PlayerEvent, PlayerTuning, QoeReport
 from localcast.web.assets import hlsjs_path
@@ -51,27 +50,13 @@ SPEED = 4.0  # the CLI players' clocks run 4x real time
 WEB_RATE = 2.0  # the browser plays at 2x
 READ_AHEAD_S = 6  # hls.js buffers this far ahead (its default: 30 s)
 VIDEO = "document.getElementById('video')"
-SPEC = StackSpec(
-    partners=(PartnerSpec(name="isp", asns=[64500]),),
-    sites=(
-        SiteSpec(
-            id="isp-par",
-            kind=SiteKind.EMBEDDED,
-            partner="isp",
-            lat=48.85,
-            lon=2.35,
-            tz="Europe/Paris",
-            prefixes=["127.0.1.0/24"],
-        ),
-        SiteSpec(id="ix-ams", kind=SiteKind.IX, lat=52.37, lon=4.9, tz="Europe/Amsterdam"),
-        SiteSpec(id="origin", kind=SiteKind.ORIGIN, lat=37.4, lon=-122.1, tz="UTC"),
-    ),
-    appliances=(
+SPEC = one_isp_spec(
+    (
         NodeSpec("e1", "isp-par"),
         NodeSpec("e2", "isp-par"),
         NodeSpec("ix1", "ix-ams", disk_gb=100.0),
         NodeSpec("o1", "origin", serves_origin=True),
-    ),
+    )
 )
 
 

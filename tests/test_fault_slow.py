@@ -24,14 +24,13 @@ from fault_support import (
     ThrottleProxy,
     check_session,
     check_store,
+    one_isp_spec,
     playable_title,
     playback,
     poll,
 )
 
-from localcast.control.topology import PartnerSpec, SiteSpec
-from localcast.core.fleet import SiteKind
-from localcast.devstack import LocalStack, NodeSpec, StackSpec, topology_document
+from localcast.devstack import LocalStack, NodeSpec, topology_document
 from localcast.player import PlayerTuning
 
 pytestmark = pytest.mark.slow
@@ -39,26 +38,12 @@ pytestmark = pytest.mark.slow
 CLIENT = "127.0.1.10"
 SPEED = 4.0  # the player's clock runs 4x real time: rates it sees are wall rates / 4
 SLOW_BPS = 1_200_000  # what the player sees once e1 slows down: under 720p's 2.8 Mbit/s
-SPEC = StackSpec(
-    partners=(PartnerSpec(name="isp", asns=[64500]),),
-    sites=(
-        SiteSpec(
-            id="isp-par",
-            kind=SiteKind.EMBEDDED,
-            partner="isp",
-            lat=48.85,
-            lon=2.35,
-            tz="Europe/Paris",
-            prefixes=["127.0.1.0/24"],
-        ),
-        SiteSpec(id="ix-ams", kind=SiteKind.IX, lat=52.37, lon=4.9, tz="Europe/Amsterdam"),
-        SiteSpec(id="origin", kind=SiteKind.ORIGIN, lat=37.4, lon=-122.1, tz="UTC"),
-    ),
-    appliances=(
+SPEC = one_isp_spec(
+    (
         NodeSpec("e1", "isp-par"),
         NodeSpec("ix1", "ix-ams", disk_gb=100.0),
         NodeSpec("o1", "origin", serves_origin=True),
-    ),
+    )
 )
 
 
